@@ -1,0 +1,224 @@
+//! The async core against a fake stream: outcomes, barriers, bounds and cancellation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_filter::{
+    AsyncCore, AsyncError, HeaderEdit, Limits, LocalReply, Outcome, COMPLETION_EVENT,
+};
+use envoy_module::testing::{FakeStream, SchedulerLog};
+use envoy_module::{HeaderKind, HttpStream};
+
+fn core(max_in_flight: usize, deadline_ms: u64) -> AsyncCore {
+    AsyncCore::new(Limits {
+        max_in_flight,
+        deadline: Duration::from_millis(deadline_ms),
+    })
+}
+
+fn stream() -> FakeStream {
+    FakeStream::with_request_headers(&[
+        (":path", "/x"),
+        ("x-request-id", "trace-42"),
+        ("x-old", "1"),
+    ])
+}
+
+/// Waits (bounded) until `cond` holds.
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn wait_commit(log: &Arc<SchedulerLog>) {
+    wait_for("the completion commit", || {
+        log.committed() == vec![COMPLETION_EVENT]
+    });
+}
+
+#[test]
+fn continue_applies_edits_then_resumes() {
+    let core = core(10, 1_000);
+    let mut s = stream();
+    let pending = core
+        .spawn(&mut s, async {
+            Outcome::Continue(vec![
+                HeaderEdit::Set("x-user".into(), b"alice".to_vec()),
+                HeaderEdit::Add("x-group".into(), b"a".to_vec()),
+                HeaderEdit::Add("x-group".into(), b"b".to_vec()),
+                HeaderEdit::Remove("x-old".into()),
+            ])
+        })
+        .expect("spawn");
+    wait_commit(&s.schedulers);
+    assert!(pending.complete(&mut s));
+    assert_eq!(s.continued_decoding, 1);
+    assert_eq!(s.header(HeaderKind::Request, "x-user"), Some(&b"alice"[..]));
+    assert_eq!(
+        s.header_values(HeaderKind::Request, "x-group"),
+        vec![&b"a"[..], &b"b"[..]]
+    );
+    assert_eq!(s.header(HeaderKind::Request, "x-old"), None);
+    assert!(s.reply.is_none());
+    wait_for("the scheduler to be deleted", || s.schedulers.live() == 0);
+    assert_eq!(core.in_flight(), 0);
+}
+
+#[test]
+fn reply_is_sent_with_repeated_headers() {
+    let core = core(10, 1_000);
+    let mut s = stream();
+    let pending = core
+        .spawn(&mut s, async {
+            Outcome::Reply(LocalReply {
+                status: 302,
+                headers: vec![
+                    ("location".into(), b"/home".to_vec()),
+                    ("set-cookie".into(), b"a=1".to_vec()),
+                    ("set-cookie".into(), b"b=2".to_vec()),
+                ],
+                body: Vec::new(),
+                details: "test".into(),
+            })
+        })
+        .expect("spawn");
+    wait_commit(&s.schedulers);
+    assert!(pending.complete(&mut s));
+    let reply = s.reply.clone().expect("a reply");
+    assert_eq!(reply.status, 302);
+    assert_eq!(
+        reply.header_values("set-cookie"),
+        vec![&b"a=1"[..], &b"b=2"[..]]
+    );
+    assert_eq!(s.continued_decoding, 0);
+}
+
+#[test]
+fn panic_in_task_becomes_500_with_trace_id() {
+    let core = core(10, 1_000);
+    let mut s = stream();
+    let pending = core.spawn(&mut s, async { panic!("boom") }).expect("spawn");
+    wait_commit(&s.schedulers);
+    pending.complete(&mut s);
+    let reply = s.reply.clone().expect("a reply");
+    assert_eq!(reply.status, 500);
+    assert!(String::from_utf8_lossy(&reply.body).contains("trace-42"));
+    assert_eq!(reply.header_values("x-request-id"), vec![&b"trace-42"[..]]);
+    assert_eq!(core.in_flight(), 0);
+}
+
+#[test]
+fn deadline_becomes_504() {
+    let core = core(10, 50);
+    let mut s = stream();
+    let started = Instant::now();
+    let pending = core
+        .spawn(&mut s, async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Outcome::Continue(Vec::new())
+        })
+        .expect("spawn");
+    wait_commit(&s.schedulers);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    pending.complete(&mut s);
+    let reply = s.reply.clone().expect("a reply");
+    assert_eq!(reply.status, 504);
+    assert!(String::from_utf8_lossy(&reply.body).contains("trace-42"));
+}
+
+#[test]
+fn overload_fails_fast_and_frees_on_completion() {
+    let core = core(2, 5_000);
+    let mut streams: Vec<FakeStream> = (0..3).map(|_| stream()).collect();
+    let slow = || async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Outcome::Continue(Vec::new())
+    };
+    let a = core.spawn(&mut streams[0], slow()).expect("first");
+    let b = core.spawn(&mut streams[1], slow()).expect("second");
+    match core.spawn(&mut streams[2], slow()) {
+        Err(e @ AsyncError::Overloaded { limit: 2 }) => assert_eq!(e.status(), 503),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("third task must be refused"),
+    }
+    assert_eq!(
+        streams[2].schedulers.live(),
+        0,
+        "a refused spawn creates no scheduler"
+    );
+    wait_for("both tasks to finish", || core.in_flight() == 0);
+    assert!(a.complete(&mut streams[0]) && b.complete(&mut streams[1]));
+    core.spawn(&mut streams[2], slow())
+        .expect("capacity is back");
+}
+
+#[test]
+fn cancel_drops_the_outcome_and_the_task() {
+    let core = core(10, 5_000);
+    let mut s = stream();
+    let pending = core
+        .spawn(&mut s, async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Outcome::Continue(Vec::new())
+        })
+        .expect("spawn");
+    assert_eq!(core.in_flight(), 1);
+    drop(pending); // what the destroy hook does
+    wait_for("the aborted task to release its slot", || {
+        core.in_flight() == 0
+    });
+    wait_for("the scheduler to be deleted", || s.schedulers.live() == 0);
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        s.schedulers.committed().is_empty(),
+        "nothing may be committed to a destroyed stream"
+    );
+}
+
+#[test]
+fn cancel_after_commit_is_harmless() {
+    let core = core(10, 5_000);
+    let mut s = stream();
+    let pending = core
+        .spawn(&mut s, async { Outcome::Continue(Vec::new()) })
+        .expect("spawn");
+    wait_commit(&s.schedulers);
+    pending.cancel();
+    pending.cancel();
+    assert_eq!(core.in_flight(), 0);
+}
+
+#[test]
+fn many_concurrent_tasks_all_complete() {
+    let core = core(1_000, 5_000);
+    let mut streams: Vec<FakeStream> = (0..200).map(|_| stream()).collect();
+    let pendings: Vec<_> = streams
+        .iter_mut()
+        .enumerate()
+        .map(|(i, s)| {
+            core.spawn(s, async move {
+                tokio::time::sleep(Duration::from_millis((i % 7) as u64)).await;
+                Outcome::Continue(vec![HeaderEdit::Set(
+                    "x-n".into(),
+                    i.to_string().into_bytes(),
+                )])
+            })
+            .expect("spawn")
+        })
+        .collect();
+    for (i, (s, p)) in streams.iter_mut().zip(&pendings).enumerate() {
+        wait_commit(&s.schedulers);
+        assert!(p.complete(s));
+        assert_eq!(
+            s.header(HeaderKind::Request, "x-n"),
+            Some(i.to_string().as_bytes())
+        );
+    }
+    wait_for("all slots released", || core.in_flight() == 0);
+}

@@ -1,0 +1,56 @@
+//! Handles of metrics defined once at config load and updated per stream.
+
+/// A counter defined with [`crate::ConfigContext::define_counter`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counter(pub(crate) usize);
+
+/// A gauge defined with [`crate::ConfigContext::define_gauge`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gauge(pub(crate) usize);
+
+/// A histogram defined with [`crate::ConfigContext::define_histogram`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Histogram(pub(crate) usize);
+
+impl Counter {
+    /// A handle for fakes in unit tests; inside Envoy only the config context makes them.
+    pub fn for_tests(id: usize) -> Self {
+        Self(id)
+    }
+    /// The opaque id (for fakes to tell metrics apart).
+    pub fn id(self) -> usize {
+        self.0
+    }
+}
+
+impl Gauge {
+    /// A handle for fakes in unit tests.
+    pub fn for_tests(id: usize) -> Self {
+        Self(id)
+    }
+    /// The opaque id.
+    pub fn id(self) -> usize {
+        self.0
+    }
+}
+
+impl Histogram {
+    /// A handle for fakes in unit tests.
+    pub fn for_tests(id: usize) -> Self {
+        Self(id)
+    }
+    /// The opaque id.
+    pub fn id(self) -> usize {
+        self.0
+    }
+}
+
+/// Why Envoy refused to define or update a metric.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("envoy refused metric {name:?}: result code {code}")]
+pub struct MetricsError {
+    /// The metric's name.
+    pub name: String,
+    /// `envoy_dynamic_module_type_metrics_result` as returned.
+    pub code: u32,
+}
