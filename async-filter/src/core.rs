@@ -90,9 +90,7 @@ impl AsyncCore {
     fn reserve(&self) -> Result<InFlight, AsyncError> {
         let max = self.limits.max_in_flight;
         self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .map_err(|_| AsyncError::Overloaded { limit: max })?;
         Ok(InFlight(self.in_flight.clone()))
     }

@@ -51,25 +51,16 @@ impl Outcome {
             Outcome::Continue(edits) => {
                 for edit in edits {
                     match edit {
-                        HeaderEdit::Set(name, value) => {
-                            stream.set_header(HeaderKind::Request, &name, &value)
-                        }
-                        HeaderEdit::Add(name, value) => {
-                            stream.add_header(HeaderKind::Request, &name, &value)
-                        }
-                        HeaderEdit::Remove(name) => {
-                            stream.remove_header(HeaderKind::Request, &name)
-                        }
+                        HeaderEdit::Set(name, value) => stream.set_header(HeaderKind::Request, &name, &value),
+                        HeaderEdit::Add(name, value) => stream.add_header(HeaderKind::Request, &name, &value),
+                        HeaderEdit::Remove(name) => stream.remove_header(HeaderKind::Request, &name),
                     }
                 }
                 stream.continue_decoding();
             }
             Outcome::Reply(reply) => {
-                let headers: Vec<(&str, &[u8])> = reply
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_slice()))
-                    .collect();
+                let headers: Vec<(&str, &[u8])> =
+                    reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
                 stream.send_response(reply.status, &headers, &reply.body, &reply.details);
             }
             Outcome::Error {

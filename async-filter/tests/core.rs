@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_filter::{
-    AsyncCore, AsyncError, HeaderEdit, Limits, LocalReply, Outcome, COMPLETION_EVENT,
-};
+use async_filter::{AsyncCore, AsyncError, HeaderEdit, Limits, LocalReply, Outcome, COMPLETION_EVENT};
 use envoy_module::testing::{FakeStream, SchedulerLog};
 use envoy_module::{HeaderKind, HttpStream};
 
@@ -17,29 +15,20 @@ fn core(max_in_flight: usize, deadline_ms: u64) -> AsyncCore {
 }
 
 fn stream() -> FakeStream {
-    FakeStream::with_request_headers(&[
-        (":path", "/x"),
-        ("x-request-id", "trace-42"),
-        ("x-old", "1"),
-    ])
+    FakeStream::with_request_headers(&[(":path", "/x"), ("x-request-id", "trace-42"), ("x-old", "1")])
 }
 
 /// Waits (bounded) until `cond` holds.
 fn wait_for(what: &str, cond: impl Fn() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "timed out waiting for {what}"
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(2));
     }
 }
 
 fn wait_commit(log: &Arc<SchedulerLog>) {
-    wait_for("the completion commit", || {
-        log.committed() == vec![COMPLETION_EVENT]
-    });
+    wait_for("the completion commit", || log.committed() == vec![COMPLETION_EVENT]);
 }
 
 #[test]
@@ -92,10 +81,7 @@ fn reply_is_sent_with_repeated_headers() {
     assert!(pending.complete(&mut s));
     let reply = s.reply.clone().expect("a reply");
     assert_eq!(reply.status, 302);
-    assert_eq!(
-        reply.header_values("set-cookie"),
-        vec![&b"a=1"[..], &b"b=2"[..]]
-    );
+    assert_eq!(reply.header_values("set-cookie"), vec![&b"a=1"[..], &b"b=2"[..]]);
     assert_eq!(s.continued_decoding, 0);
 }
 
@@ -147,15 +133,10 @@ fn overload_fails_fast_and_frees_on_completion() {
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("third task must be refused"),
     }
-    assert_eq!(
-        streams[2].schedulers.live(),
-        0,
-        "a refused spawn creates no scheduler"
-    );
+    assert_eq!(streams[2].schedulers.live(), 0, "a refused spawn creates no scheduler");
     wait_for("both tasks to finish", || core.in_flight() == 0);
     assert!(a.complete(&mut streams[0]) && b.complete(&mut streams[1]));
-    core.spawn(&mut streams[2], slow())
-        .expect("capacity is back");
+    core.spawn(&mut streams[2], slow()).expect("capacity is back");
 }
 
 #[test]
@@ -170,9 +151,7 @@ fn cancel_drops_the_outcome_and_the_task() {
         .expect("spawn");
     assert_eq!(core.in_flight(), 1);
     drop(pending); // what the destroy hook does
-    wait_for("the aborted task to release its slot", || {
-        core.in_flight() == 0
-    });
+    wait_for("the aborted task to release its slot", || core.in_flight() == 0);
     wait_for("the scheduler to be deleted", || s.schedulers.live() == 0);
     std::thread::sleep(Duration::from_millis(400));
     assert!(
@@ -204,10 +183,7 @@ fn many_concurrent_tasks_all_complete() {
         .map(|(i, s)| {
             core.spawn(s, async move {
                 tokio::time::sleep(Duration::from_millis((i % 7) as u64)).await;
-                Outcome::Continue(vec![HeaderEdit::Set(
-                    "x-n".into(),
-                    i.to_string().into_bytes(),
-                )])
+                Outcome::Continue(vec![HeaderEdit::Set("x-n".into(), i.to_string().into_bytes())])
             })
             .expect("spawn")
         })
@@ -215,10 +191,7 @@ fn many_concurrent_tasks_all_complete() {
     for (i, (s, p)) in streams.iter_mut().zip(&pendings).enumerate() {
         wait_commit(&s.schedulers);
         assert!(p.complete(s));
-        assert_eq!(
-            s.header(HeaderKind::Request, "x-n"),
-            Some(i.to_string().as_bytes())
-        );
+        assert_eq!(s.header(HeaderKind::Request, "x-n"), Some(i.to_string().as_bytes()));
     }
     wait_for("all slots released", || core.in_flight() == 0);
 }

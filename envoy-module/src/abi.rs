@@ -245,22 +245,13 @@ extern "C" {
     ) -> bool;
 
     // ---- scheduler (commit/delete from any thread) ----
-    pub fn envoy_dynamic_module_callback_http_filter_scheduler_new(
-        filter: FilterEnvoyPtr,
-    ) -> SchedulerModulePtr;
-    pub fn envoy_dynamic_module_callback_http_filter_scheduler_commit(
-        scheduler: SchedulerModulePtr,
-        event_id: u64,
-    );
-    pub fn envoy_dynamic_module_callback_http_filter_scheduler_delete(
-        scheduler: SchedulerModulePtr,
-    );
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_new(filter: FilterEnvoyPtr) -> SchedulerModulePtr;
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_commit(scheduler: SchedulerModulePtr, event_id: u64);
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_delete(scheduler: SchedulerModulePtr);
 
     // ---- route and worker ----
     pub fn envoy_dynamic_module_callback_get_most_specific_route_config(
         filter: FilterEnvoyPtr,
     ) -> PerRouteConfigModulePtr;
-    pub fn envoy_dynamic_module_callback_http_filter_get_worker_index(
-        filter: FilterEnvoyPtr,
-    ) -> u32;
+    pub fn envoy_dynamic_module_callback_http_filter_get_worker_index(filter: FilterEnvoyPtr) -> u32;
 }

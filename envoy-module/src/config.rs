@@ -8,13 +8,8 @@ pub struct ConfigContext {
     ptr: abi::FilterConfigEnvoyPtr,
 }
 
-type DefineFn = unsafe extern "C" fn(
-    abi::FilterConfigEnvoyPtr,
-    ModuleBuffer,
-    *mut ModuleBuffer,
-    usize,
-    *mut usize,
-) -> u32;
+type DefineFn =
+    unsafe extern "C" fn(abi::FilterConfigEnvoyPtr, ModuleBuffer, *mut ModuleBuffer, usize, *mut usize) -> u32;
 
 impl ConfigContext {
     /// Wraps the config pointer of the running config hook; never escapes that hook.
@@ -22,16 +17,8 @@ impl ConfigContext {
         Self { ptr }
     }
 
-    fn define(
-        &mut self,
-        define: DefineFn,
-        name: &str,
-        labels: &[&str],
-    ) -> Result<usize, MetricsError> {
-        let mut label_bufs: Vec<ModuleBuffer> = labels
-            .iter()
-            .map(|l| ModuleBuffer::from_slice(l.as_bytes()))
-            .collect();
+    fn define(&mut self, define: DefineFn, name: &str, labels: &[&str]) -> Result<usize, MetricsError> {
+        let mut label_bufs: Vec<ModuleBuffer> = labels.iter().map(|l| ModuleBuffer::from_slice(l.as_bytes())).collect();
         let mut id = 0usize;
         // Safety: `self.ptr` is the config of the running config hook (see `new`); the
         // name and label buffers outlive the call and `id` is a writable local.
@@ -75,11 +62,7 @@ impl ConfigContext {
     }
 
     /// Defines a histogram.
-    pub fn define_histogram(
-        &mut self,
-        name: &str,
-        labels: &[&str],
-    ) -> Result<Histogram, MetricsError> {
+    pub fn define_histogram(&mut self, name: &str, labels: &[&str]) -> Result<Histogram, MetricsError> {
         self.define(
             abi::envoy_dynamic_module_callback_http_filter_config_define_histogram,
             name,

@@ -30,27 +30,15 @@ pub trait HttpFilterConfig: Send + Sync {
 /// block; defaults pass everything through.
 pub trait HttpFilter {
     /// Request headers arrived. `StopIteration` holds the request (async work, local reply).
-    fn on_request_headers(
-        &mut self,
-        _stream: &mut dyn HttpStream,
-        _end_of_stream: bool,
-    ) -> HeadersStatus {
+    fn on_request_headers(&mut self, _stream: &mut dyn HttpStream, _end_of_stream: bool) -> HeadersStatus {
         HeadersStatus::Continue
     }
     /// A request body chunk arrived.
-    fn on_request_body(
-        &mut self,
-        _stream: &mut dyn HttpStream,
-        _end_of_stream: bool,
-    ) -> BodyStatus {
+    fn on_request_body(&mut self, _stream: &mut dyn HttpStream, _end_of_stream: bool) -> BodyStatus {
         BodyStatus::Continue
     }
     /// Response headers arrived from upstream.
-    fn on_response_headers(
-        &mut self,
-        _stream: &mut dyn HttpStream,
-        _end_of_stream: bool,
-    ) -> HeadersStatus {
+    fn on_response_headers(&mut self, _stream: &mut dyn HttpStream, _end_of_stream: bool) -> HeadersStatus {
         HeadersStatus::Continue
     }
     /// A scheduler commit with `event_id` reached this stream's worker.

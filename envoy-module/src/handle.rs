@@ -48,20 +48,11 @@ fn empty_buffer() -> EnvoyBuffer {
 }
 
 fn labels_buffers(labels: &[&str]) -> Vec<ModuleBuffer> {
-    labels
-        .iter()
-        .map(|l| ModuleBuffer::from_slice(l.as_bytes()))
-        .collect()
+    labels.iter().map(|l| ModuleBuffer::from_slice(l.as_bytes())).collect()
 }
 
 impl EnvoyStream {
-    fn header_at(
-        &self,
-        kind: HeaderKind,
-        name: &str,
-        index: usize,
-        count: Option<&mut usize>,
-    ) -> Option<&[u8]> {
+    fn header_at(&self, kind: HeaderKind, name: &str, index: usize, count: Option<&mut usize>) -> Option<&[u8]> {
         let mut out = empty_buffer();
         let count_ptr = count.map_or(std::ptr::null_mut(), |c| c as *mut usize);
         // Safety: `self.ptr` is the live filter of the running hook (see `new`); `out` and
@@ -102,9 +93,7 @@ impl HttpStream for EnvoyStream {
 
     fn headers(&self, kind: HeaderKind) -> Vec<(&[u8], &[u8])> {
         // Safety: live filter pointer of the running hook.
-        let n = unsafe {
-            abi::envoy_dynamic_module_callback_http_get_headers_size(self.ptr, header_type(kind))
-        };
+        let n = unsafe { abi::envoy_dynamic_module_callback_http_get_headers_size(self.ptr, header_type(kind)) };
         if n == 0 {
             return Vec::new();
         }
@@ -118,11 +107,7 @@ impl HttpStream for EnvoyStream {
         // Safety: `raw` holds exactly the `n` entries Envoy reported for this map, and no
         // setter runs between the size query and this call.
         let ok = unsafe {
-            abi::envoy_dynamic_module_callback_http_get_headers(
-                self.ptr,
-                header_type(kind),
-                raw.as_mut_ptr(),
-            )
+            abi::envoy_dynamic_module_callback_http_get_headers(self.ptr, header_type(kind), raw.as_mut_ptr())
         };
         if !ok {
             return Vec::new();
@@ -190,20 +175,14 @@ impl HttpStream for EnvoyStream {
         // A lone chunk may sit only in the received body, so read buffered then received.
         for body_type in [abi::BODY_BUFFERED_REQUEST, abi::BODY_RECEIVED_REQUEST] {
             // Safety: live filter pointer.
-            let n = unsafe {
-                abi::envoy_dynamic_module_callback_http_get_body_chunks_size(self.ptr, body_type)
-            };
+            let n = unsafe { abi::envoy_dynamic_module_callback_http_get_body_chunks_size(self.ptr, body_type) };
             if n == 0 {
                 continue;
             }
             let mut chunks = vec![empty_buffer(); n];
             // Safety: `chunks` has the `n` slots Envoy reported; no setter runs in between.
             let ok = unsafe {
-                abi::envoy_dynamic_module_callback_http_get_body_chunks(
-                    self.ptr,
-                    body_type,
-                    chunks.as_mut_ptr(),
-                )
+                abi::envoy_dynamic_module_callback_http_get_body_chunks(self.ptr, body_type, chunks.as_mut_ptr())
             };
             if ok {
                 for chunk in chunks {
@@ -214,13 +193,7 @@ impl HttpStream for EnvoyStream {
         body
     }
 
-    fn send_response(
-        &mut self,
-        status: u16,
-        headers: &[(&str, &[u8])],
-        body: &[u8],
-        details: &str,
-    ) {
+    fn send_response(&mut self, status: u16, headers: &[(&str, &[u8])], body: &[u8], details: &str) {
         let mut raw: Vec<abi::ModuleHttpHeader> = headers
             .iter()
             .map(|(k, v)| abi::ModuleHttpHeader {
@@ -315,8 +288,7 @@ impl HttpStream for EnvoyStream {
 
     fn route_config(&self) -> Option<&(dyn Any + Send + Sync)> {
         // Safety: live filter pointer.
-        let ptr =
-            unsafe { abi::envoy_dynamic_module_callback_get_most_specific_route_config(self.ptr) };
+        let ptr = unsafe { abi::envoy_dynamic_module_callback_get_most_specific_route_config(self.ptr) };
         if ptr.is_null() {
             return None;
         }
@@ -355,13 +327,7 @@ impl HttpStream for EnvoyStream {
         let mut l = labels_buffers(labels);
         // Safety: live filter pointer; the label buffers outlive the call.
         unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_set_gauge(
-                self.ptr,
-                gauge.0,
-                l.as_mut_ptr(),
-                l.len(),
-                value,
-            );
+            abi::envoy_dynamic_module_callback_http_filter_set_gauge(self.ptr, gauge.0, l.as_mut_ptr(), l.len(), value);
         }
     }
 
@@ -394,9 +360,7 @@ unsafe impl Sync for EnvoyScheduler {}
 impl Scheduler for EnvoyScheduler {
     fn commit(&self, event_id: u64) {
         // Safety: `ptr` came from `scheduler_new` and is deleted only in `drop`.
-        unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_scheduler_commit(self.ptr, event_id)
-        }
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_commit(self.ptr, event_id) }
     }
 }
 

@@ -8,9 +8,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
-use crate::abi::{
-    self, EnvoyBuffer, FilterConfigEnvoyPtr, FilterConfigModulePtr, FilterEnvoyPtr, FilterModulePtr,
-};
+use crate::abi::{self, EnvoyBuffer, FilterConfigEnvoyPtr, FilterConfigModulePtr, FilterEnvoyPtr, FilterModulePtr};
 use crate::config::ConfigContext;
 use crate::filter::{BodyStatus, HeadersStatus, HttpFilter, HttpFilterConfig};
 use crate::handle::EnvoyStream;
@@ -19,8 +17,7 @@ use crate::reply::send_error;
 use crate::route::RouteConfigBox;
 
 /// Builds a filter config from Envoy's `filter_name` and config bytes; `Err` rejects it.
-pub type NewFilterConfig =
-    fn(&mut ConfigContext, &str, &[u8]) -> Result<Box<dyn HttpFilterConfig>, String>;
+pub type NewFilterConfig = fn(&mut ConfigContext, &str, &[u8]) -> Result<Box<dyn HttpFilterConfig>, String>;
 /// Builds a per-route config from its `filter_name` and config bytes; `Err` rejects it.
 pub type NewRouteConfig = fn(&str, &[u8]) -> Result<Box<dyn Any + Send + Sync>, String>;
 
@@ -46,10 +43,7 @@ pub fn program_init(descriptor: ModuleDescriptor) -> *const std::os::raw::c_char
                 .location()
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))
                 .unwrap_or_default();
-            log(
-                Level::Error,
-                &format!("panic{at}: {}", panic_message(info.payload())),
-            );
+            log(Level::Error, &format!("panic{at}: {}", panic_message(info.payload())));
         }));
         MODULE.set(descriptor).is_ok() || MODULE.get().is_some()
     });
@@ -157,14 +151,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     config: EnvoyBuffer,
 ) -> FilterConfigModulePtr {
     let built = barrier("http_filter_config_new", || {
-        let module = MODULE
-            .get()
-            .ok_or_else(|| "module not initialised".to_owned())?;
+        let module = MODULE.get().ok_or_else(|| "module not initialised".to_owned())?;
         let name = String::from_utf8_lossy(&envoy_str(name)).into_owned();
         let bytes = envoy_str(config);
         let mut ctx = ConfigContext::new(envoy_config);
-        (module.new_filter_config)(&mut ctx, &name, &bytes)
-            .map_err(|e| format!("filter {name:?}: {e}"))
+        (module.new_filter_config)(&mut ctx, &name, &bytes).map_err(|e| format!("filter {name:?}: {e}"))
     });
     match built {
         Some(Ok(cfg)) => Box::into_raw(Box::new(ConfigBox(cfg))) as FilterConfigModulePtr,
@@ -178,9 +169,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
 
 /// Config teardown (main thread).
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(
-    config: FilterConfigModulePtr,
-) {
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: FilterConfigModulePtr) {
     barrier("http_filter_config_destroy", || {
         // Safety: `config` came from `Box::into_raw` in config_new and Envoy destroys it once.
         drop(unsafe { Box::from_raw(config as *mut ConfigBox) });
@@ -194,22 +183,14 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
     config: EnvoyBuffer,
 ) -> abi::PerRouteConfigModulePtr {
     let built = barrier("http_filter_per_route_config_new", || {
-        let module = MODULE
-            .get()
-            .ok_or_else(|| "module not initialised".to_owned())?;
+        let module = MODULE.get().ok_or_else(|| "module not initialised".to_owned())?;
         let name = String::from_utf8_lossy(&envoy_str(name)).into_owned();
-        (module.new_route_config)(&name, &envoy_str(config))
-            .map_err(|e| format!("per-route {name:?}: {e}"))
+        (module.new_route_config)(&name, &envoy_str(config)).map_err(|e| format!("per-route {name:?}: {e}"))
     });
     match built {
-        Some(Ok(cfg)) => {
-            Box::into_raw(Box::new(RouteConfigBox(cfg))) as abi::PerRouteConfigModulePtr
-        }
+        Some(Ok(cfg)) => Box::into_raw(Box::new(RouteConfigBox(cfg))) as abi::PerRouteConfigModulePtr,
         Some(Err(reason)) => {
-            log(
-                Level::Error,
-                &format!("rejecting per-route config: {reason}"),
-            );
+            log(Level::Error, &format!("rejecting per-route config: {reason}"));
             std::ptr::null()
         }
         None => std::ptr::null(),
@@ -218,9 +199,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
 
 /// Per-route teardown.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(
-    config: abi::PerRouteConfigModulePtr,
-) {
+pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(config: abi::PerRouteConfigModulePtr) {
     barrier("http_filter_per_route_config_destroy", || {
         // Safety: `config` came from `Box::into_raw` in per_route_config_new, destroyed once.
         drop(unsafe { Box::from_raw(config as *mut RouteConfigBox) });
@@ -332,10 +311,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
 
 /// Stream complete (before access logs).
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
-    envoy: FilterEnvoyPtr,
-    module: FilterModulePtr,
-) {
+pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(envoy: FilterEnvoyPtr, module: FilterModulePtr) {
     // Safety: our live filter pointer.
     let fb = unsafe { filter_mut(module) };
     if fb.poisoned {

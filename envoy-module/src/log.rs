@@ -58,12 +58,7 @@ pub fn enabled(level: Level) -> bool {
 /// Writes one line to Envoy's log. Callable from any thread.
 pub fn log(level: Level, message: &str) {
     // Safety: Envoy copies the message during the call; logging is thread-safe.
-    unsafe {
-        abi::envoy_dynamic_module_callback_log(
-            level.abi(),
-            abi::ModuleBuffer::from_slice(message.as_bytes()),
-        )
-    }
+    unsafe { abi::envoy_dynamic_module_callback_log(level.abi(), abi::ModuleBuffer::from_slice(message.as_bytes())) }
 }
 
 /// Buffers one formatted event and hands it to Envoy when dropped.

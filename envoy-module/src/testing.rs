@@ -158,25 +158,15 @@ impl HttpStream for FakeStream {
         self.map_mut(kind).push((name.to_owned(), value.to_vec()));
     }
     fn remove_header(&mut self, kind: HeaderKind, name: &str) {
-        self.map_mut(kind)
-            .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.map_mut(kind).retain(|(k, _)| !k.eq_ignore_ascii_case(name));
     }
     fn request_body(&self) -> Vec<u8> {
         self.body.clone()
     }
-    fn send_response(
-        &mut self,
-        status: u16,
-        headers: &[(&str, &[u8])],
-        body: &[u8],
-        details: &str,
-    ) {
+    fn send_response(&mut self, status: u16, headers: &[(&str, &[u8])], body: &[u8], details: &str) {
         self.reply = Some(RecordedReply {
             status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
-                .collect(),
+            headers: headers.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect(),
             body: body.to_vec(),
             details: details.to_owned(),
         });
@@ -220,9 +210,6 @@ impl HttpStream for FakeStream {
         self.gauges.insert(key(gauge.0, labels), value);
     }
     fn record_histogram(&mut self, histogram: Histogram, labels: &[&str], value: u64) {
-        self.histograms
-            .entry(key(histogram.0, labels))
-            .or_default()
-            .push(value);
+        self.histograms.entry(key(histogram.0, labels)).or_default().push(value);
     }
 }

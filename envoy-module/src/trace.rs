@@ -61,23 +61,14 @@ mod tests {
 
     #[test]
     fn falls_back_to_traceparent() {
-        let t = TraceId::from_headers(
-            None,
-            Some(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
-        );
+        let t = TraceId::from_headers(None, Some(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
         assert_eq!(t.as_str(), "0af7651916cd43dd8448eb211c80319c");
     }
 
     #[test]
     fn refuses_injection_and_garbage() {
-        assert_eq!(
-            TraceId::from_headers(Some(b"a\r\nfake log"), None).as_str(),
-            "-"
-        );
-        assert_eq!(
-            TraceId::from_headers(Some(b""), Some(b"00-xyz-1-01")).as_str(),
-            "-"
-        );
+        assert_eq!(TraceId::from_headers(Some(b"a\r\nfake log"), None).as_str(), "-");
+        assert_eq!(TraceId::from_headers(Some(b""), Some(b"00-xyz-1-01")).as_str(), "-");
         assert_eq!(TraceId::from_headers(None, None).as_str(), "-");
     }
 

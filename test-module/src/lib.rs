@@ -14,7 +14,9 @@
 //! | `/probe/metrics`     | adds `inc` to counters, records `observe` in a histogram        |
 //! | `/probe/echo`        | replies with cookies, worker, route tag, metadata, filter state |
 //! | `/probe/body`        | buffers the request body, replies with it                       |
-//! | anything else        | reads `user-agent`, sets `x-probe-seen` (the benchmark path)    |
+//! | anything else        | one header read, one header write (the benchmark path)          |
+//!
+//! The probe paths also set `x-probe-response` on the response (the response-headers hook).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -24,8 +26,8 @@ use std::time::Duration;
 
 use async_filter::{AsyncCore, HeaderEdit, Limits, LocalReply, Outcome, Pending, COMPLETION_EVENT};
 use envoy_module::{
-    send_error, BodyStatus, ConfigContext, Counter, Gauge, HeaderKind, HeadersStatus, Histogram,
-    HttpFilter, HttpFilterConfig, HttpStream,
+    send_error, BodyStatus, ConfigContext, Counter, Gauge, HeaderKind, HeadersStatus, Histogram, HttpFilter,
+    HttpFilterConfig, HttpStream,
 };
 use serde::Deserialize;
 
@@ -39,6 +41,9 @@ struct ProbeSettings {
     deadline_ms: u64,
     #[serde(default = "default_max_in_flight")]
     max_in_flight: usize,
+    /// Do nothing at all: measures Envoy's own cost of calling a module.
+    #[serde(default)]
+    passthrough: bool,
 }
 
 fn default_deadline_ms() -> u64 {
@@ -57,6 +62,7 @@ struct RouteSettings {
 }
 
 struct ProbeConfig {
+    passthrough: bool,
     core: AsyncCore,
     requests: Counter,
     labeled: Counter,
@@ -64,31 +70,19 @@ struct ProbeConfig {
     values: Histogram,
 }
 
-fn new_config(
-    ctx: &mut ConfigContext,
-    _name: &str,
-    raw: &[u8],
-) -> Result<Box<dyn HttpFilterConfig>, String> {
-    let settings: ProbeSettings =
-        serde_json::from_slice(raw).map_err(|e| format!("invalid probe config: {e}"))?;
+fn new_config(ctx: &mut ConfigContext, _name: &str, raw: &[u8]) -> Result<Box<dyn HttpFilterConfig>, String> {
+    let settings: ProbeSettings = serde_json::from_slice(raw).map_err(|e| format!("invalid probe config: {e}"))?;
     let metric_err = |e: envoy_module::MetricsError| e.to_string();
     Ok(Box::new(ProbeFactory(Arc::new(ProbeConfig {
+        passthrough: settings.passthrough,
         core: AsyncCore::new(Limits {
             max_in_flight: settings.max_in_flight,
             deadline: Duration::from_millis(settings.deadline_ms),
         }),
-        requests: ctx
-            .define_counter("probe_requests", &[])
-            .map_err(metric_err)?,
-        labeled: ctx
-            .define_counter("probe_labeled", &["kind"])
-            .map_err(metric_err)?,
-        in_flight: ctx
-            .define_gauge("probe_in_flight", &[])
-            .map_err(metric_err)?,
-        values: ctx
-            .define_histogram("probe_values", &[])
-            .map_err(metric_err)?,
+        requests: ctx.define_counter("probe_requests", &[]).map_err(metric_err)?,
+        labeled: ctx.define_counter("probe_labeled", &["kind"]).map_err(metric_err)?,
+        in_flight: ctx.define_gauge("probe_in_flight", &[]).map_err(metric_err)?,
+        values: ctx.define_histogram("probe_values", &[]).map_err(metric_err)?,
     }))))
 }
 
@@ -106,6 +100,7 @@ impl HttpFilterConfig for ProbeFactory {
         Box::new(ProbeFilter {
             config: self.0.clone(),
             pending: None,
+            probe_path: false,
         })
     }
 }
@@ -113,6 +108,8 @@ impl HttpFilterConfig for ProbeFactory {
 struct ProbeFilter {
     config: Arc<ProbeConfig>,
     pending: Option<Pending>,
+    /// The request is one of the probe paths (not the benchmark path).
+    probe_path: bool,
 }
 
 fn query_param(path: &[u8], key: &str) -> Option<String> {
@@ -123,12 +120,7 @@ fn query_param(path: &[u8], key: &str) -> Option<String> {
 }
 
 fn reply_text(stream: &mut dyn HttpStream, body: &str) -> HeadersStatus {
-    stream.send_response(
-        200,
-        &[("content-type", b"text/plain")],
-        body.as_bytes(),
-        "probe",
-    );
+    stream.send_response(200, &[("content-type", b"text/plain")], body.as_bytes(), "probe");
     HeadersStatus::StopIteration
 }
 
@@ -144,12 +136,7 @@ impl ProbeFilter {
                 HeadersStatus::StopIteration
             }
             Err(e) => {
-                send_error(
-                    stream,
-                    e.status(),
-                    "Service Unavailable",
-                    "probe_overloaded",
-                );
+                send_error(stream, e.status(), "Service Unavailable", "probe_overloaded");
                 HeadersStatus::StopIteration
             }
         }
@@ -190,15 +177,19 @@ impl ProbeFilter {
 }
 
 impl HttpFilter for ProbeFilter {
-    fn on_request_headers(
-        &mut self,
-        stream: &mut dyn HttpStream,
-        end_of_stream: bool,
-    ) -> HeadersStatus {
-        let path = stream
-            .header(HeaderKind::Request, ":path")
-            .unwrap_or(b"/")
-            .to_vec();
+    fn on_request_headers(&mut self, stream: &mut dyn HttpStream, end_of_stream: bool) -> HeadersStatus {
+        if self.config.passthrough {
+            return HeadersStatus::Continue;
+        }
+        let path = stream.header(HeaderKind::Request, ":path").unwrap_or(b"/");
+        if !(path.starts_with(b"/sync/") || path.starts_with(b"/async/") || path.starts_with(b"/probe/")) {
+            // The benchmark path: exactly one header read and one header write.
+            let seen = stream.header(HeaderKind::Request, "user-agent").map_or(0, <[u8]>::len);
+            stream.set_header(HeaderKind::Request, "x-probe-seen", seen.to_string().as_bytes());
+            return HeadersStatus::Continue;
+        }
+        let path = path.to_vec();
+        self.probe_path = true;
         let in_flight = self.config.core.in_flight() as u64;
         stream.set_gauge(self.config.in_flight, &[], in_flight);
         let ms = query_param(&path, "ms")
@@ -243,14 +234,8 @@ impl HttpFilter for ProbeFilter {
                 Outcome::Reply(LocalReply {
                     status: 302,
                     headers: vec![
-                        (
-                            "location".into(),
-                            format!("/landing?trace={trace}").into_bytes(),
-                        ),
-                        (
-                            "set-cookie".into(),
-                            b"session=s1; Path=/; HttpOnly".to_vec(),
-                        ),
+                        ("location".into(), format!("/landing?trace={trace}").into_bytes()),
+                        ("set-cookie".into(), b"session=s1; Path=/; HttpOnly".to_vec()),
                         ("set-cookie".into(), b"flow=; Path=/; Max-Age=0".to_vec()),
                     ],
                     body: Vec::new(),
@@ -265,12 +250,8 @@ impl HttpFilter for ProbeFilter {
         } else if path.starts_with(b"/probe/inflight") {
             reply_text(stream, &format!("{in_flight}"))
         } else if path.starts_with(b"/probe/metrics") {
-            let inc = query_param(&path, "inc")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1);
-            let observe = query_param(&path, "observe")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            let inc = query_param(&path, "inc").and_then(|v| v.parse().ok()).unwrap_or(1);
+            let observe = query_param(&path, "observe").and_then(|v| v.parse().ok()).unwrap_or(0);
             stream.increment_counter(self.config.requests, &[], inc);
             stream.increment_counter(self.config.labeled, &["alpha"], inc);
             stream.record_histogram(self.config.values, &[], observe);
@@ -284,14 +265,6 @@ impl HttpFilter for ProbeFilter {
                 HeadersStatus::StopIteration
             }
         } else {
-            let seen = stream
-                .header(HeaderKind::Request, "user-agent")
-                .map_or(0, <[u8]>::len);
-            stream.set_header(
-                HeaderKind::Request,
-                "x-probe-seen",
-                seen.to_string().as_bytes(),
-            );
             HeadersStatus::Continue
         }
     }
@@ -308,21 +281,14 @@ impl HttpFilter for ProbeFilter {
         }
         let body = stream.request_body();
         let text = format!("body={}", String::from_utf8_lossy(&body));
-        stream.send_response(
-            200,
-            &[("content-type", b"text/plain")],
-            text.as_bytes(),
-            "probe_body",
-        );
+        stream.send_response(200, &[("content-type", b"text/plain")], text.as_bytes(), "probe_body");
         BodyStatus::StopIterationAndBuffer
     }
 
-    fn on_response_headers(
-        &mut self,
-        stream: &mut dyn HttpStream,
-        _end_of_stream: bool,
-    ) -> HeadersStatus {
-        stream.set_header(HeaderKind::Response, "x-probe-response", b"seen");
+    fn on_response_headers(&mut self, stream: &mut dyn HttpStream, _end_of_stream: bool) -> HeadersStatus {
+        if self.probe_path {
+            stream.set_header(HeaderKind::Response, "x-probe-response", b"seen");
+        }
         HeadersStatus::Continue
     }
 

@@ -1,0 +1,204 @@
+//! Disconnects, config reloads, deadlines and overload, through a real Envoy 1.40.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{client, eventually, Echo, Envoy, Listeners};
+use tokio::io::AsyncWriteExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnected_clients_cancel_their_tasks() {
+    let echo = Echo::start().await;
+    let mut envoy = Envoy::start(
+        r#"{"deadline_ms": 60000, "max_in_flight": 1000}"#,
+        echo.port,
+        Listeners::Static,
+    )
+    .await;
+    let mut sockets = Vec::new();
+    for i in 0..200 {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", envoy.port))
+            .await
+            .expect("connect");
+        let req = format!("GET /async/continue?ms=30000 HTTP/1.1\r\nhost: x\r\nx-request-id: gone-{i}\r\n\r\n");
+        tcp.write_all(req.as_bytes()).await.expect("write");
+        sockets.push(tcp);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async { envoy.in_flight().await == 200 }).await,
+        "all 200 tasks started (in flight: {})",
+        envoy.in_flight().await
+    );
+    drop(sockets);
+    // The tasks sleep 30 s: reaching 0 quickly proves the destroy hook cancelled them.
+    let started = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(10), || async { envoy.in_flight().await == 0 }).await,
+        "tasks still in flight: {}",
+        envoy.in_flight().await
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(envoy.alive(), "envoy survived 200 disconnects");
+    let resp = client().get(envoy.url("/sync/edit")).send().await.expect("healthy");
+    assert_eq!(resp.status(), 200);
+    assert!(!envoy.log().contains("panic"), "no panic in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_reload_with_tasks_in_flight() {
+    let echo = Echo::start().await;
+    let mut envoy = Envoy::start(r#"{"deadline_ms": 10000}"#, echo.port, Listeners::File).await;
+    let c = client();
+    let url = envoy.url("/async/continue?ms=1500");
+    let in_flight: Vec<_> = (0..50)
+        .map(|i| {
+            let req = c.get(&url).header("x-request-id", format!("reload-{i}"));
+            tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    assert!(eventually(Duration::from_secs(5), || async { envoy.in_flight().await == 50 }).await);
+
+    // The new listener has a 100 ms deadline, so its behaviour is observably different.
+    envoy.reload(r#"{"deadline_ms": 100}"#);
+    let reloaded = eventually(Duration::from_secs(10), || async {
+        envoy
+            .admin_get("/stats?filter=listener_manager.lds.update_success")
+            .await
+            .is_ok_and(|s| s.contains("update_success: 2"))
+    })
+    .await;
+    assert!(reloaded, "LDS update applied:\n{}", envoy.log());
+
+    for (i, h) in in_flight.into_iter().enumerate() {
+        assert_eq!(
+            h.await.expect("join").expect("in-flight request finished"),
+            200,
+            "request {i} survived the reload"
+        );
+    }
+    assert!(envoy.alive());
+    let port_after = envoy.admin_get("/listeners?format=json").await.expect("listeners");
+    let v: serde_json::Value = serde_json::from_str(&port_after).expect("json");
+    envoy.port = v["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
+        .as_u64()
+        .expect("port") as u16;
+    let resp = client()
+        .get(envoy.url("/async/continue?ms=1000"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 504, "the new config is in force");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_gives_504() {
+    let echo = Echo::start().await;
+    let envoy = Envoy::start(r#"{"deadline_ms": 200}"#, echo.port, Listeners::Static).await;
+    let started = Instant::now();
+    let resp = client()
+        .get(envoy.url("/async/continue?ms=5000"))
+        .header("x-request-id", "slow-1")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the deadline cut the 5 s task"
+    );
+    assert!(resp.text().await.expect("body").contains("trace id: slow-1"));
+    assert_eq!(envoy.in_flight().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_past_the_bound_gives_a_fast_503() {
+    let echo = Echo::start().await;
+    let envoy = Envoy::start(
+        r#"{"deadline_ms": 20000, "max_in_flight": 20}"#,
+        echo.port,
+        Listeners::Static,
+    )
+    .await;
+    let c = client();
+    let holders: Vec<_> = (0..20)
+        .map(|_| {
+            let req = c.get(envoy.url("/async/continue?ms=2000"));
+            tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    assert!(eventually(Duration::from_secs(5), || async { envoy.in_flight().await == 20 }).await);
+    let started = Instant::now();
+    let resp = c
+        .get(envoy.url("/async/continue?ms=10"))
+        .header("x-request-id", "over-1")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "rejected at once, not queued"
+    );
+    assert!(resp.text().await.expect("body").contains("over-1"));
+    for h in holders {
+        assert_eq!(
+            h.await.expect("join").expect("send"),
+            200,
+            "requests within the bound are served"
+        );
+    }
+    assert_eq!(
+        c.get(envoy.url("/async/continue?ms=10"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200,
+        "capacity is back"
+    );
+}
+
+#[test]
+fn invalid_config_is_rejected_with_the_module_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("bad.yaml");
+    let yaml = r#"
+static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: "/"}, direct_response: {status: 200}}]}]}
+          http_filters:
+          - name: probe
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              dynamic_module_config: {name: test_module, do_not_close: true}
+              filter_name: probe
+              filter_config: {"@type": type.googleapis.com/google.protobuf.StringValue, value: '{"deadline_ms": "soon", "bogus": 1}'}
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+"#;
+    std::fs::write(&cfg, yaml).expect("write");
+    let out = std::process::Command::new(support::envoy_bin())
+        .args(["--mode", "validate", "-c"])
+        .arg(&cfg)
+        .env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", support::module_dir())
+        .output()
+        .expect("run envoy");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "a bad config must be rejected:\n{text}");
+    assert!(
+        text.contains("invalid probe config"),
+        "the module's message is in Envoy's output:\n{text}"
+    );
+}
