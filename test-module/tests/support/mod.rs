@@ -23,13 +23,19 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The directory holding `libtest_module.so` (the target dir of this test binary).
+/// The directory holding the `libtest_module.so` built with this test binary.
+///
+/// `cargo test` leaves the cdylib in `target/<profile>/deps/` beside the test binary
+/// (only `cargo build` copies it up a level, and that copy may be stale).
 pub fn module_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
+    let deps = exe.parent().expect("deps dir").to_path_buf();
+    assert!(
+        deps.join("libtest_module.so").exists(),
+        "no libtest_module.so in {}",
+        deps.display()
+    );
+    deps
 }
 
 /// The real Envoy binary: `$ENVOY_BIN`, else the one the test script installed.
