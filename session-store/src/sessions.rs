@@ -1,0 +1,217 @@
+//! Sessions end to end: sealed ticket in the cookie, encrypted record in the store, the
+//! decrypted session in the process cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::SessionCache;
+use crate::keys::KeyRing;
+use crate::seal::{OpenError, SealError, Sealer};
+use crate::session::Session;
+use crate::store::{LockToken, SessionStore, StoreError};
+use crate::ticket::{decrypt_record, encrypt_record, IndexKey, RecordError, StoreKey, Ticket};
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The session could not be encrypted (too large, no randomness).
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The cookie could not be sealed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// The OS random source failed.
+    #[error("no randomness: {0}")]
+    Random(#[from] getrandom::Error),
+}
+
+impl SessionError {
+    /// The HTTP status a request gets when this happens.
+    pub fn status(&self) -> u16 {
+        match self {
+            SessionError::Store(e) => e.status(),
+            _ => 500,
+        }
+    }
+}
+
+/// An opened session cookie: the ticket and where its session lives.
+#[derive(Clone, Debug)]
+pub struct OpenedTicket {
+    ticket: Ticket,
+    key: StoreKey,
+}
+
+impl OpenedTicket {
+    /// The session's store key.
+    pub fn store_key(&self) -> StoreKey {
+        self.key
+    }
+}
+
+/// The synchronous per-request verdict on a session cookie.
+#[derive(Debug)]
+pub enum Check {
+    /// A live session from the cache.
+    Hit(Arc<Session>, OpenedTicket),
+    /// An authentic cookie whose session is not cached here: load it from the store.
+    Miss(OpenedTicket),
+    /// Forged, altered, expired or foreign cookie: no session.
+    Invalid(OpenError),
+}
+
+/// The session service of one filter config.
+pub struct Sessions {
+    sealer: Sealer,
+    store: Arc<dyn SessionStore>,
+    cache: SessionCache,
+    cookie_name: String,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("cookie_name", &self.cookie_name)
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+impl Sessions {
+    /// Sessions sealed under `ring` for the cookie `cookie_name`, stored in `store`.
+    pub fn new(ring: Arc<KeyRing>, store: Arc<dyn SessionStore>, cache: SessionCache, cookie_name: String) -> Self {
+        Self {
+            sealer: Sealer::new(ring),
+            store,
+            cache,
+            cookie_name,
+        }
+    }
+
+    /// The cookie codec (also used for the login-flow cookie).
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// The session cookie's name (its associated data when sealing).
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
+    /// The in-process cache.
+    pub fn cache(&self) -> &SessionCache {
+        &self.cache
+    }
+
+    /// Every request: open the cookie (no I/O) and look the session up in the cache.
+    pub fn check(&self, cookie_value: &str, now: u64) -> Check {
+        let (ticket, kid) = match self.sealer.open::<Ticket>(&self.cookie_name, cookie_value, now) {
+            Ok(v) => v,
+            Err(e) => return Check::Invalid(e),
+        };
+        let Some(ring_key) = self.sealer.ring().by_id(kid) else {
+            return Check::Invalid(OpenError::UnknownKey);
+        };
+        let key = StoreKey::derive(ring_key, &ticket.id);
+        let opened = OpenedTicket { ticket, key };
+        match self.cache.get(&key) {
+            Some(s) if s.is_live(now) => Check::Hit(s, opened),
+            _ => Check::Miss(opened),
+        }
+    }
+
+    /// Loads a session missing from the cache; `None` if it ended or never existed.
+    pub async fn load(&self, t: &OpenedTicket, now: u64) -> Result<Option<Arc<Session>>, SessionError> {
+        let Some(record) = self.store.get(&t.key).await? else {
+            return Ok(None);
+        };
+        let session = match decrypt_record(&t.ticket, &t.key, &record) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(key = ?t.key, error = %e, "stored session does not decrypt under its ticket; ignoring it");
+                return Ok(None);
+            }
+        };
+        if !session.is_live(now) {
+            return Ok(None);
+        }
+        let session = Arc::new(session);
+        self.cache.insert(t.key, session.clone());
+        Ok(Some(session))
+    }
+
+    /// Stores a new session under a fresh id; returns the cookie value to set.
+    pub async fn create(
+        &self,
+        session: Session,
+        now: u64,
+    ) -> Result<(String, OpenedTicket, Arc<Session>), SessionError> {
+        let ticket = Ticket::generate()?;
+        let key = StoreKey::derive(self.sealer.ring().primary(), &ticket.id);
+        let cookie = self
+            .sealer
+            .seal(&self.cookie_name, &ticket, session.absolute_expires_at)?;
+        let opened = OpenedTicket { ticket, key };
+        let session = self.save(&opened, session, now).await?;
+        Ok((cookie, opened, session))
+    }
+
+    /// Writes a changed session (refreshed tokens, new idle expiry) and caches it.
+    pub async fn save(&self, t: &OpenedTicket, session: Session, now: u64) -> Result<Arc<Session>, SessionError> {
+        let record = encrypt_record(&t.ticket, &t.key, &session)?;
+        let ttl = Duration::from_secs(session.expires_at().saturating_sub(now).max(1));
+        let index = IndexKey::of(self.sealer.ring().primary(), &session);
+        self.store.put(&t.key, &record, ttl, &index).await?;
+        let session = Arc::new(session);
+        self.cache.insert(t.key, session.clone());
+        Ok(session)
+    }
+
+    /// Ends one session everywhere.
+    pub async fn delete(&self, t: &OpenedTicket) -> Result<(), SessionError> {
+        self.cache.apply(crate::store::Revocation::Session(t.key));
+        self.store.delete(&t.key).await?;
+        Ok(())
+    }
+
+    /// Ends every session of an IdP session id (`sid`, back-channel logout).
+    pub async fn delete_by_sid(&self, issuer: &str, sid: &str) -> Result<usize, SessionError> {
+        self.delete_indexed(IndexKey::sid_all(self.sealer.ring(), issuer, sid))
+            .await
+    }
+
+    /// Ends every session of a subject.
+    pub async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<usize, SessionError> {
+        self.delete_indexed(IndexKey::subject_all(self.sealer.ring(), issuer, subject))
+            .await
+    }
+
+    async fn delete_indexed(&self, keys: Vec<IndexKey>) -> Result<usize, SessionError> {
+        let mut n = 0;
+        for ik in keys {
+            for k in self.store.delete_indexed(&ik).await? {
+                self.cache.apply(crate::store::Revocation::Session(k));
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Takes the session's short exclusive lock (refresh single-flight across replicas).
+    pub async fn try_lock(&self, t: &OpenedTicket, ttl: Duration) -> Result<Option<LockToken>, SessionError> {
+        Ok(self.store.try_lock(&t.key, ttl).await?)
+    }
+
+    /// Releases the session's lock.
+    pub async fn unlock(&self, t: &OpenedTicket, token: &LockToken) -> Result<(), SessionError> {
+        Ok(self.store.unlock(&t.key, token).await?)
+    }
+
+    /// Keeps the cache in step with revocations from every instance; spawn it once.
+    pub fn follow_revocations(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.cache.clone().follow(self.store.revocations())
+    }
+}

@@ -1,0 +1,84 @@
+//! Session stores. A store sees only opaque, already-encrypted bytes under HMAC keys;
+//! tickets and encryption live above it (`crate::Sessions`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use crate::ticket::{IndexKey, StoreKey};
+
+pub mod memory;
+pub mod redis;
+
+/// What other holders of cached sessions must drop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// One session ended.
+    Session(StoreKey),
+    /// Revocations may have been missed (e.g. the subscription reconnected): drop all.
+    All,
+}
+
+/// A held lock; give it back with [`SessionStore::unlock`] (it also expires by itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockToken(pub(crate) String);
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached.
+    #[error("session store unreachable: {0}")]
+    Unavailable(#[source] ::redis::RedisError),
+    /// The backend refused our credentials.
+    #[error("session store refused the credentials: {0}")]
+    Auth(#[source] ::redis::RedisError),
+    /// The backend did not answer in time.
+    #[error("session store timed out")]
+    Timeout,
+    /// The backend answered with an error.
+    #[error("session store error: {0}")]
+    Backend(#[source] ::redis::RedisError),
+    /// The store URL does not parse.
+    #[error("invalid session store URL: {0}")]
+    InvalidUrl(#[source] ::redis::RedisError),
+    /// The OS random source failed (lock tokens).
+    #[error("no randomness: {0}")]
+    Random(#[from] getrandom::Error),
+}
+
+impl StoreError {
+    /// The HTTP status a request gets when its session I/O fails this way.
+    pub fn status(&self) -> u16 {
+        match self {
+            StoreError::Timeout => 504,
+            StoreError::InvalidUrl(_) | StoreError::Random(_) => 500,
+            _ => 502,
+        }
+    }
+}
+
+/// A session store: opaque values with TTLs, secondary indexes, short locks, revocations.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// The value under `key`, if present and not expired.
+    async fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores `value` under `key` for `ttl`, and adds `key` to each index.
+    async fn put(&self, key: &StoreKey, value: &[u8], ttl: Duration, index: &[IndexKey]) -> Result<(), StoreError>;
+    /// Deletes `key` and announces its revocation. True if it existed.
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError>;
+    /// Deletes every session listed under `index`, announcing each; returns them.
+    async fn delete_indexed(&self, index: &IndexKey) -> Result<Vec<StoreKey>, StoreError>;
+    /// Takes the lock of `key` for at most `ttl` if nobody holds it.
+    async fn try_lock(&self, key: &StoreKey, ttl: Duration) -> Result<Option<LockToken>, StoreError>;
+    /// Releases a lock taken with `try_lock`, if still held by this token.
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<(), StoreError>;
+    /// Revocations from this and (for shared stores) every other instance.
+    fn revocations(&self) -> broadcast::Receiver<Revocation>;
+}
+
+pub(crate) fn new_lock_token() -> Result<LockToken, getrandom::Error> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b)?;
+    Ok(LockToken(b.iter().map(|x| format!("{x:02x}")).collect()))
+}

@@ -1,0 +1,285 @@
+//! The shared store on Redis: sessions survive restarts and are seen by every replica.
+//!
+//! Layout under the configured prefix: `s:<store key>` the encrypted session (PX TTL),
+//! `i:<index key>` a set of store keys (TTL ≥ its longest member), `l:<store key>` a lock
+//! (`SET NX PX`), and the pub/sub channel `revoked` carrying revoked store keys.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Client, ErrorKind, RedisError};
+use tokio::sync::broadcast;
+
+use super::{new_lock_token, LockToken, Revocation, SessionStore, StoreError};
+use crate::ticket::{IndexKey, StoreKey};
+
+/// How to reach Redis. Credentials and TLS come with the URL:
+/// `redis://[user][:password]@host:port/db`, `rediss://…` for TLS.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// Connection URL.
+    pub url: String,
+    /// Prefix of every key and of the channel (`oidc:` by default).
+    pub prefix: String,
+    /// Time to connect, and to wait for any one answer.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("RedisConfig")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisConfig {
+    /// A config with the default prefix and a 2 s timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "oidc:".into(),
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A Redis-backed store; clones share one connection and one subscription.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    prefix: String,
+    revoked: broadcast::Sender<Revocation>,
+    subscriber: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.subscriber.abort();
+    }
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn classify(e: RedisError) -> StoreError {
+    if e.is_timeout() {
+        StoreError::Timeout
+    } else if e.kind() == ErrorKind::AuthenticationFailed
+        || e.to_string().contains("WRONGPASS")
+        || e.to_string().contains("NOAUTH")
+    {
+        StoreError::Auth(e)
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        StoreError::Unavailable(e)
+    } else {
+        StoreError::Backend(e)
+    }
+}
+
+const UNLOCK: &str =
+    r"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+/// Pause between subscription attempts while Redis is away.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(250);
+
+impl RedisStore {
+    /// Connects (failing fast on a bad URL, an unreachable server or refused credentials)
+    /// and starts following revocations. Afterwards the connection heals by itself.
+    pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
+        let client = Client::open(config.url.as_str()).map_err(StoreError::InvalidUrl)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(2);
+        let conn = tokio::time::timeout(
+            config.timeout * 2,
+            ConnectionManager::new_with_config(client.clone(), manager_config),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout)?
+        .map_err(classify)?;
+        let (revoked, _) = broadcast::channel(1024);
+        let channel = format!("{}revoked", config.prefix);
+        let subscriber = tokio::spawn(follow(client, channel, revoked.clone(), config.timeout));
+        let store = Self {
+            inner: Arc::new(Inner {
+                conn,
+                prefix: config.prefix,
+                revoked,
+                subscriber,
+            }),
+        };
+        // Prove the credentials now rather than at the first request.
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// Round trip to Redis.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.inner.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    fn session_key(&self, key: &StoreKey) -> String {
+        format!("{}s:{}", self.inner.prefix, key.to_hex())
+    }
+    fn index_key(&self, index: &IndexKey) -> String {
+        format!("{}i:{}", self.inner.prefix, index.as_str())
+    }
+    fn lock_key(&self, key: &StoreKey) -> String {
+        format!("{}l:{}", self.inner.prefix, key.to_hex())
+    }
+    fn channel(&self) -> String {
+        format!("{}revoked", self.inner.prefix)
+    }
+
+    async fn announce(&self, keys: &[StoreKey]) -> Result<(), StoreError> {
+        let mut c = self.inner.conn.clone();
+        for k in keys {
+            c.publish::<_, _, i64>(self.channel(), k.to_hex())
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
+    }
+}
+
+/// Forwards revocations from Redis pub/sub, resubscribing after any loss; after a gap
+/// it sends [`Revocation::All`] since messages published meanwhile are lost.
+async fn follow(client: Client, channel: String, tx: broadcast::Sender<Revocation>, timeout: Duration) {
+    let mut had_subscription = false;
+    loop {
+        // Bounded: a connection made while Redis restarts can otherwise hang forever.
+        match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
+            Ok(Ok(mut pubsub)) => match tokio::time::timeout(timeout, pubsub.subscribe(&channel)).await {
+                Ok(Ok(())) => {
+                    if had_subscription {
+                        tracing::info!("revocation subscription restored; dropping cached sessions");
+                        let _ = tx.send(Revocation::All);
+                    }
+                    had_subscription = true;
+                    let mut messages = pubsub.on_message();
+                    while let Some(msg) = messages.next().await {
+                        let Ok(text) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        if let Some(key) = StoreKey::from_hex(&text) {
+                            let _ = tx.send(Revocation::Session(key));
+                        }
+                    }
+                    tracing::warn!("revocation subscription lost; reconnecting");
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "revocation subscribe failed"),
+                Err(_) => tracing::warn!("revocation subscribe timed out"),
+            },
+            Ok(Err(e)) => tracing::debug!(error = %e, "revocation subscription: redis unreachable"),
+            Err(_) => tracing::debug!("revocation subscription: connect timed out"),
+        }
+        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut c = self.inner.conn.clone();
+        c.get::<_, Option<Vec<u8>>>(self.session_key(key))
+            .await
+            .map_err(classify)
+    }
+
+    async fn put(&self, key: &StoreKey, value: &[u8], ttl: Duration, index: &[IndexKey]) -> Result<(), StoreError> {
+        let ms = ttl.as_millis().max(1) as u64;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(self.session_key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ms)
+            .ignore();
+        for i in index {
+            let ik = self.index_key(i);
+            pipe.cmd("SADD").arg(&ik).arg(key.to_hex()).ignore();
+            // A new set gets the TTL (NX); an existing one only ever grows it (GT).
+            pipe.cmd("PEXPIRE").arg(&ik).arg(ms).arg("NX").ignore();
+            pipe.cmd("PEXPIRE").arg(&ik).arg(ms).arg("GT").ignore();
+        }
+        let mut c = self.inner.conn.clone();
+        pipe.query_async::<()>(&mut c).await.map_err(classify)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        let mut c = self.inner.conn.clone();
+        let n: i64 = c.del(self.session_key(key)).await.map_err(classify)?;
+        if n > 0 {
+            self.announce(&[*key]).await?;
+        }
+        Ok(n > 0)
+    }
+
+    async fn delete_indexed(&self, index: &IndexKey) -> Result<Vec<StoreKey>, StoreError> {
+        let mut c = self.inner.conn.clone();
+        let ik = self.index_key(index);
+        let members: Vec<String> = c.smembers(&ik).await.map_err(classify)?;
+        let keys: Vec<StoreKey> = members.iter().filter_map(|m| StoreKey::from_hex(m)).collect();
+        let mut deleted = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let n: i64 = c.del(self.session_key(k)).await.map_err(classify)?;
+            if n > 0 {
+                deleted.push(*k);
+            }
+        }
+        c.del::<_, i64>(&ik).await.map_err(classify)?;
+        self.announce(&deleted).await?;
+        Ok(deleted)
+    }
+
+    async fn try_lock(&self, key: &StoreKey, ttl: Duration) -> Result<Option<LockToken>, StoreError> {
+        let token = new_lock_token()?;
+        let mut c = self.inner.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.lock_key(key))
+            .arg(&token.0)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut c)
+            .await
+            .map_err(classify)?;
+        Ok(set.map(|_| token))
+    }
+
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<(), StoreError> {
+        let mut c = self.inner.conn.clone();
+        redis::Script::new(UNLOCK)
+            .key(self.lock_key(key))
+            .arg(&token.0)
+            .invoke_async::<i64>(&mut c)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    fn revocations(&self) -> broadcast::Receiver<Revocation> {
+        self.inner.revoked.subscribe()
+    }
+}

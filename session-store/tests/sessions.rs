@@ -1,0 +1,175 @@
+//! Sessions end to end over the memory store: two "replicas" sharing one store.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_store::{Check, MemoryStore, OpenError, SessionCache, SessionStore, Sessions};
+use support::{contains, ring, session, SECRET_TOKENS};
+
+const NOW: u64 = 1_700_000_000;
+
+fn replica(store: &MemoryStore) -> Sessions {
+    let store: Arc<dyn SessionStore> = Arc::new(store.clone());
+    Sessions::new(
+        ring(),
+        store,
+        SessionCache::new(1_000, Duration::from_secs(60)),
+        "__Host-oidc".into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_hit_then_miss_and_load_on_another_replica() {
+    let store = MemoryStore::new(1_000);
+    let (a, b) = (replica(&store), replica(&store));
+    let (cookie, _, created) = a.create(session("alice", "sid-1", NOW), NOW).await.expect("create");
+    assert!(
+        !cookie.contains("alice") && cookie.len() < 200,
+        "the cookie holds a ticket, not the session"
+    );
+
+    match a.check(&cookie, NOW + 1) {
+        Check::Hit(s, _) => assert_eq!(s.subject, "alice"),
+        other => panic!("expected a hit, got {other:?}"),
+    }
+    let ticket = match b.check(&cookie, NOW + 1) {
+        Check::Miss(t) => t,
+        other => panic!("another replica has no cache entry yet: {other:?}"),
+    };
+    let loaded = b.load(&ticket, NOW + 1).await.expect("load").expect("present");
+    assert_eq!(*loaded, *created);
+    assert!(
+        matches!(b.check(&cookie, NOW + 2), Check::Hit(..)),
+        "loaded sessions are cached"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_cookies_are_invalid_without_io() {
+    let store = MemoryStore::new(1_000);
+    let a = replica(&store);
+    let (cookie, _, _) = a.create(session("alice", "sid-1", NOW), NOW).await.expect("create");
+    let mut tampered = cookie.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    assert!(matches!(
+        a.check(&tampered, NOW),
+        Check::Invalid(OpenError::Tampered | OpenError::Malformed)
+    ));
+    assert!(
+        matches!(a.check(&cookie, NOW + 3_600), Check::Invalid(OpenError::Expired)),
+        "absolute expiry"
+    );
+    let foreign = Sessions::new(
+        Arc::new(session_store::KeyRing::from_secrets(&[[1u8; 32]]).expect("ring")),
+        Arc::new(store.clone()),
+        SessionCache::new(10, Duration::from_secs(60)),
+        "__Host-oidc".into(),
+    );
+    assert!(matches!(
+        foreign.check(&cookie, NOW),
+        Check::Invalid(OpenError::UnknownKey)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_end_and_touch_extends_them() {
+    let store = MemoryStore::new(1_000);
+    let a = replica(&store);
+    let (cookie, ticket, created) = a.create(session("alice", "sid-1", NOW), NOW).await.expect("create");
+    let idle_end = created.idle_expires_at;
+    assert!(
+        matches!(a.check(&cookie, idle_end), Check::Miss(_)),
+        "an idle session is not a hit"
+    );
+    assert!(a.load(&ticket, idle_end).await.expect("load").is_none(), "nor loadable");
+
+    let mut touched = (*created).clone();
+    touched.touch(
+        NOW + 1_000,
+        session_store::Lifetimes {
+            absolute_secs: 3_600,
+            idle_secs: 1_800,
+        },
+    );
+    a.save(&ticket, touched, NOW + 1_000).await.expect("save");
+    assert!(
+        matches!(a.check(&cookie, idle_end), Check::Hit(..)),
+        "touch pushed the idle expiry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_channel_logout_by_sid_evicts_every_replica_cache() {
+    let store = MemoryStore::new(1_000);
+    let (a, b) = (replica(&store), replica(&store));
+    tokio::spawn(a.follow_revocations());
+    tokio::spawn(b.follow_revocations());
+    let (c1, _, _) = a.create(session("alice", "sid-1", NOW), NOW).await.expect("create");
+    let (c2, _, _) = a
+        .create(session("alice", "sid-1", NOW), NOW)
+        .await
+        .expect("second tab, same IdP session");
+    let (c3, _, _) = a
+        .create(session("alice", "sid-2", NOW), NOW)
+        .await
+        .expect("other IdP session");
+    for c in [&c1, &c2, &c3] {
+        if let Check::Miss(t) = b.check(c, NOW) {
+            b.load(&t, NOW).await.expect("load");
+        }
+        assert!(matches!(b.check(c, NOW), Check::Hit(..)));
+    }
+
+    assert_eq!(
+        a.delete_by_sid("https://idp.example", "sid-1").await.expect("logout"),
+        2
+    );
+    let evicted =
+        support_wait(|| matches!(b.check(&c1, NOW), Check::Miss(_)) && matches!(b.check(&c2, NOW), Check::Miss(_)))
+            .await;
+    assert!(evicted, "replica b dropped both sessions of sid-1");
+    assert!(matches!(b.check(&c3, NOW), Check::Hit(..)), "sid-2 is untouched");
+    if let Check::Miss(t) = b.check(&c1, NOW) {
+        assert!(
+            b.load(&t, NOW).await.expect("load").is_none(),
+            "gone from the store too"
+        );
+    }
+
+    assert_eq!(
+        b.delete_by_subject("https://idp.example", "alice")
+            .await
+            .expect("by subject"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_bytes_and_debug_output_hold_no_tokens() {
+    let store = MemoryStore::new(1_000);
+    let a = replica(&store);
+    let (cookie, ticket, s) = a.create(session("alice", "sid-1", NOW), NOW).await.expect("create");
+    for raw in store.raw_values() {
+        for t in SECRET_TOKENS {
+            assert!(!contains(&raw, t), "store holds {t} in clear");
+        }
+    }
+    let shown = format!("{:?} {:?} {:?} {:?} {:?}", a, ticket, s, a.check(&cookie, NOW), store);
+    for t in SECRET_TOKENS {
+        assert!(!shown.contains(t), "Debug shows {t}: {shown}");
+    }
+}
+
+async fn support_wait(cond: impl Fn() -> bool) -> bool {
+    for _ in 0..100 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
