@@ -4,7 +4,7 @@ set -euo pipefail
 source "$(dirname "$0")/tools.sh"
 cd "$ROOT"
 
-ensure_apt binutils redis-server
+ensure_apt binutils redis-server openssl
 ensure_envoy
 
 cargo fmt --all --check

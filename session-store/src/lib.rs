@@ -27,7 +27,7 @@ pub use secret::{AccessToken, IdToken, Key32, RefreshToken};
 pub use session::{Claims, Lifetimes, Session, Tokens, MAX_SESSION_BYTES};
 pub use sessions::{Check, OpenedTicket, SessionError, Sessions};
 pub use store::memory::MemoryStore;
-pub use store::redis::{RedisConfig, RedisStore};
+pub use store::redis::{RedisConfig, RedisStore, RedisTls};
 pub use store::{LockToken, Revocation, SessionStore, StoreError};
 pub use ticket::{decrypt_record, encrypt_record, IndexKey, RecordError, SessionId, StoreKey, Ticket};
 

@@ -136,3 +136,49 @@ async fn redis_holds_no_plaintext_tokens_or_identities() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca_and_mutual_tls() {
+    use session_store::RedisTls;
+    let (server, pem) = RedisServer::start_tls(false);
+    let mut config = RedisConfig::new(server.url());
+    assert!(
+        RedisStore::connect(config.clone()).await.is_err(),
+        "a server cert from an unknown CA is refused"
+    );
+    config.tls = Some(RedisTls {
+        ca_pem: Some(pem.ca_pem.clone()),
+        ..RedisTls::default()
+    });
+    let store = RedisStore::connect(config).await.expect("TLS with the private CA");
+    store
+        .put(&key(1), b"over tls", Duration::from_secs(60), &[])
+        .await
+        .expect("put");
+    assert_eq!(
+        store.get(&key(1)).await.expect("get").as_deref(),
+        Some(&b"over tls"[..])
+    );
+
+    let (mutual, pem) = RedisServer::start_tls(true);
+    let mut config = RedisConfig::new(mutual.url());
+    config.tls = Some(RedisTls {
+        ca_pem: Some(pem.ca_pem.clone()),
+        ..RedisTls::default()
+    });
+    assert!(
+        RedisStore::connect(config.clone()).await.is_err(),
+        "mutual TLS without a client cert is refused"
+    );
+    config.tls = Some(RedisTls {
+        ca_pem: Some(pem.ca_pem),
+        client_cert_pem: Some(pem.client_cert_pem),
+        client_key_pem: Some(pem.client_key_pem.into()),
+    });
+    RedisStore::connect(config)
+        .await
+        .expect("mutual TLS with a client cert")
+        .ping()
+        .await
+        .expect("ping");
+}

@@ -10,14 +10,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client, ErrorKind, RedisError};
+use redis::{AsyncCommands, Client, ClientTlsConfig, ErrorKind, RedisError, TlsCertificates};
 use tokio::sync::broadcast;
 
 use super::{new_lock_token, LockToken, Revocation, SessionStore, StoreError};
 use crate::ticket::{IndexKey, StoreKey};
 
-/// How to reach Redis. Credentials and TLS come with the URL:
-/// `redis://[user][:password]@host:port/db`, `rediss://…` for TLS.
+/// How to reach Redis. Credentials come with the URL
+/// (`redis://[user][:password]@host:port/db`); `rediss://…` turns TLS on.
 #[derive(Clone)]
 pub struct RedisConfig {
     /// Connection URL.
@@ -26,6 +26,19 @@ pub struct RedisConfig {
     pub prefix: String,
     /// Time to connect, and to wait for any one answer.
     pub timeout: Duration,
+    /// TLS trust and client identity for `rediss://` (system roots when `None`).
+    pub tls: Option<RedisTls>,
+}
+
+/// PEM material for TLS to Redis.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// CA certificate(s) to trust instead of the system roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Client certificate and key for mutual TLS.
+    pub client_cert_pem: Option<Vec<u8>>,
+    /// Client private key (PEM) for mutual TLS.
+    pub client_key_pem: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -45,6 +58,7 @@ impl RedisConfig {
             url: url.into(),
             prefix: "oidc:".into(),
             timeout: Duration::from_secs(2),
+            tls: None,
         }
     }
 }
@@ -96,11 +110,34 @@ const UNLOCK: &str =
 /// Pause between subscription attempts while Redis is away.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(250);
 
+fn client(config: &RedisConfig) -> Result<Client, StoreError> {
+    let Some(tls) = &config.tls else {
+        return Client::open(config.url.as_str()).map_err(StoreError::InvalidUrl);
+    };
+    // rustls needs one process-wide crypto provider; a second install attempt is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client_tls = match (&tls.client_cert_pem, &tls.client_key_pem) {
+        (Some(cert), Some(key)) => Some(ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.to_vec(),
+        }),
+        _ => None,
+    };
+    Client::build_with_tls(
+        config.url.as_str(),
+        TlsCertificates {
+            client_tls,
+            root_cert: tls.ca_pem.clone(),
+        },
+    )
+    .map_err(StoreError::InvalidUrl)
+}
+
 impl RedisStore {
     /// Connects (failing fast on a bad URL, an unreachable server or refused credentials)
     /// and starts following revocations. Afterwards the connection heals by itself.
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
-        let client = Client::open(config.url.as_str()).map_err(StoreError::InvalidUrl)?;
+        let client = client(&config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
