@@ -41,14 +41,25 @@ pub struct AsyncCore {
     in_flight: Arc<AtomicUsize>,
 }
 
-/// What the task and the filter share: the cancellation flag and the parked outcome.
-#[derive(Default)]
-struct Slot {
-    cancelled: bool,
-    outcome: Option<Outcome>,
+/// What a finished task hands back to the worker: the outcome it applied, and the
+/// task's own report (`None` when the barrier replaced the outcome: panic or deadline).
+#[derive(Debug)]
+pub enum Completed<R> {
+    /// The task ran to its end; the outcome was applied.
+    Done(R),
+    /// The task panicked or ran out of time; an error reply was sent.
+    Failed,
+    /// No outcome was parked (a stray event).
+    NotReady,
 }
 
-fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+/// What the task and the filter share: the cancellation flag and the parked outcome.
+struct Slot<R> {
+    cancelled: bool,
+    outcome: Option<(Outcome, Option<R>)>,
+}
+
+fn lock<R>(slot: &Mutex<Slot<R>>) -> MutexGuard<'_, Slot<R>> {
     // The slot holds plain data, consistent even if a holder panicked.
     slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -63,8 +74,8 @@ impl Drop for InFlight {
 }
 
 /// The filter's side of a spawned task. Dropping it cancels the task.
-pub struct Pending {
-    slot: Arc<Mutex<Slot>>,
+pub struct Pending<R = ()> {
+    slot: Arc<Mutex<Slot<R>>>,
     abort: tokio::task::AbortHandle,
 }
 
@@ -102,11 +113,24 @@ impl AsyncCore {
     where
         F: Future<Output = Outcome> + Send + 'static,
     {
+        self.spawn_with_report(stream, async move { (task.await, ()) })
+    }
+
+    /// Like [`AsyncCore::spawn`], for a task that also returns a report `R` (e.g. which
+    /// metrics to count), handed back on the worker by [`Pending::complete`].
+    pub fn spawn_with_report<F, R>(&self, stream: &mut dyn HttpStream, task: F) -> Result<Pending<R>, AsyncError>
+    where
+        F: Future<Output = (Outcome, R)> + Send + 'static,
+        R: Send + 'static,
+    {
         let rt = runtime()?;
         let guard = self.reserve()?;
         let trace_id = stream.trace_id();
         let scheduler = stream.new_scheduler();
-        let slot = Arc::new(Mutex::new(Slot::default()));
+        let slot = Arc::new(Mutex::new(Slot {
+            cancelled: false,
+            outcome: None,
+        }));
         let deadline = self.limits.deadline;
         let span = tracing::info_span!("request", trace_id = %trace_id);
         let task_slot = slot.clone();
@@ -127,12 +151,12 @@ impl AsyncCore {
 }
 
 /// Runs the task under the panic barrier and the deadline.
-async fn run_guarded<F>(task: F, deadline: Duration) -> Outcome
+async fn run_guarded<F, R>(task: F, deadline: Duration) -> (Outcome, Option<R>)
 where
-    F: Future<Output = Outcome>,
+    F: Future<Output = (Outcome, R)>,
 {
-    match tokio::time::timeout(deadline, AssertUnwindSafe(task).catch_unwind()).await {
-        Ok(Ok(outcome)) => outcome,
+    let failed = match tokio::time::timeout(deadline, AssertUnwindSafe(task).catch_unwind()).await {
+        Ok(Ok((outcome, report))) => return (outcome, Some(report)),
         Ok(Err(payload)) => {
             let msg = payload
                 .downcast_ref::<&str>()
@@ -157,11 +181,12 @@ where
                 details: "async_deadline",
             }
         }
-    }
+    };
+    (failed, None)
 }
 
 /// Parks the outcome and wakes the worker, unless the stream is already gone.
-fn deliver(slot: &Mutex<Slot>, scheduler: &dyn Scheduler, outcome: Outcome) {
+fn deliver<R>(slot: &Mutex<Slot<R>>, scheduler: &dyn Scheduler, outcome: (Outcome, Option<R>)) {
     let mut s = lock(slot);
     if s.cancelled {
         return;
@@ -172,17 +197,17 @@ fn deliver(slot: &Mutex<Slot>, scheduler: &dyn Scheduler, outcome: Outcome) {
     scheduler.commit(COMPLETION_EVENT);
 }
 
-impl Pending {
-    /// On the worker, in `on_scheduled`: applies the parked outcome. Returns false if there
-    /// was none (a stray event), in which case the stream stays stopped.
-    pub fn complete(&self, stream: &mut dyn HttpStream) -> bool {
-        let outcome = lock(&self.slot).outcome.take();
-        match outcome {
-            Some(outcome) => {
+impl<R> Pending<R> {
+    /// On the worker, in `on_scheduled`: applies the parked outcome and hands back the
+    /// task's report. With nothing parked (a stray event) the stream stays stopped.
+    pub fn complete(&self, stream: &mut dyn HttpStream) -> Completed<R> {
+        let parked = lock(&self.slot).outcome.take();
+        match parked {
+            Some((outcome, report)) => {
                 outcome.apply(stream);
-                true
+                report.map_or(Completed::Failed, Completed::Done)
             }
-            None => false,
+            None => Completed::NotReady,
         }
     }
 
@@ -194,7 +219,7 @@ impl Pending {
     }
 }
 
-impl Drop for Pending {
+impl<R> Drop for Pending<R> {
     fn drop(&mut self) {
         self.cancel();
     }

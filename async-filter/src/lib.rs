@@ -15,6 +15,6 @@ mod core;
 mod outcome;
 mod runtime;
 
-pub use crate::core::{AsyncCore, Limits, Pending, COMPLETION_EVENT};
+pub use crate::core::{AsyncCore, Completed, Limits, Pending, COMPLETION_EVENT};
 pub use crate::outcome::{HeaderEdit, LocalReply, Outcome};
 pub use crate::runtime::{runtime, AsyncError};

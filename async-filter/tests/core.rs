@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_filter::{AsyncCore, AsyncError, HeaderEdit, Limits, LocalReply, Outcome, COMPLETION_EVENT};
+use async_filter::{AsyncCore, AsyncError, Completed, HeaderEdit, Limits, LocalReply, Outcome, COMPLETION_EVENT};
 use envoy_module::testing::{FakeStream, SchedulerLog};
 use envoy_module::{HeaderKind, HttpStream};
 
@@ -46,7 +46,7 @@ fn continue_applies_edits_then_resumes() {
         })
         .expect("spawn");
     wait_commit(&s.schedulers);
-    assert!(pending.complete(&mut s));
+    assert!(matches!(pending.complete(&mut s), Completed::Done(())));
     assert_eq!(s.continued_decoding, 1);
     assert_eq!(s.header(HeaderKind::Request, "x-user"), Some(&b"alice"[..]));
     assert_eq!(
@@ -78,7 +78,7 @@ fn reply_is_sent_with_repeated_headers() {
         })
         .expect("spawn");
     wait_commit(&s.schedulers);
-    assert!(pending.complete(&mut s));
+    assert!(matches!(pending.complete(&mut s), Completed::Done(())));
     let reply = s.reply.clone().expect("a reply");
     assert_eq!(reply.status, 302);
     assert_eq!(reply.header_values("set-cookie"), vec![&b"a=1"[..], &b"b=2"[..]]);
@@ -91,7 +91,7 @@ fn panic_in_task_becomes_500_with_trace_id() {
     let mut s = stream();
     let pending = core.spawn(&mut s, async { panic!("boom") }).expect("spawn");
     wait_commit(&s.schedulers);
-    pending.complete(&mut s);
+    assert!(matches!(pending.complete(&mut s), Completed::Failed));
     let reply = s.reply.clone().expect("a reply");
     assert_eq!(reply.status, 500);
     assert!(String::from_utf8_lossy(&reply.body).contains("trace-42"));
@@ -135,7 +135,8 @@ fn overload_fails_fast_and_frees_on_completion() {
     }
     assert_eq!(streams[2].schedulers.live(), 0, "a refused spawn creates no scheduler");
     wait_for("both tasks to finish", || core.in_flight() == 0);
-    assert!(a.complete(&mut streams[0]) && b.complete(&mut streams[1]));
+    assert!(matches!(a.complete(&mut streams[0]), Completed::Done(())));
+    assert!(matches!(b.complete(&mut streams[1]), Completed::Done(())));
     core.spawn(&mut streams[2], slow()).expect("capacity is back");
 }
 
@@ -190,8 +191,23 @@ fn many_concurrent_tasks_all_complete() {
         .collect();
     for (i, (s, p)) in streams.iter_mut().zip(&pendings).enumerate() {
         wait_commit(&s.schedulers);
-        assert!(p.complete(s));
+        assert!(matches!(p.complete(s), Completed::Done(())));
         assert_eq!(s.header(HeaderKind::Request, "x-n"), Some(i.to_string().as_bytes()));
     }
     wait_for("all slots released", || core.in_flight() == 0);
+}
+
+#[test]
+fn reports_come_back_on_the_worker() {
+    let core = core(10, 1_000);
+    let mut s = stream();
+    let pending = core
+        .spawn_with_report(&mut s, async { (Outcome::Continue(Vec::new()), "login_succeeded") })
+        .expect("spawn");
+    wait_commit(&s.schedulers);
+    assert!(matches!(pending.complete(&mut s), Completed::Done("login_succeeded")));
+    assert!(
+        matches!(pending.complete(&mut s), Completed::NotReady),
+        "an outcome is applied once"
+    );
 }
