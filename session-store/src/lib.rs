@@ -26,6 +26,7 @@ pub use seal::{OpenError, SealError, Sealer, MAX_SEALED_LEN};
 pub use secret::{AccessToken, IdToken, Key32, RefreshToken};
 pub use session::{Claims, Lifetimes, Session, Tokens, MAX_SESSION_BYTES};
 pub use sessions::{Check, OpenedTicket, SessionError, Sessions};
+pub use store::deferred::DeferredStore;
 pub use store::memory::MemoryStore;
 pub use store::redis::{RedisConfig, RedisStore, RedisTls};
 pub use store::{LockToken, Revocation, SessionStore, StoreError};

@@ -29,3 +29,45 @@ async fn memory_store_is_bounded() {
         "recent sessions stay"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_store_waits_for_a_late_connection_and_forwards_revocations() {
+    use session_store::DeferredStore;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let real = MemoryStore::new(100);
+    let (a, r) = (attempts.clone(), real.clone());
+    let deferred = DeferredStore::spawn(&tokio::runtime::Handle::current(), Duration::from_secs(5), move || {
+        let (a, r) = (a.clone(), r.clone());
+        async move {
+            // Fails twice (backend away), then connects.
+            if a.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err(session_store::StoreError::Timeout)
+            } else {
+                Ok(Arc::new(r) as Arc<dyn SessionStore>)
+            }
+        }
+    });
+    let mut rx = deferred.revocations();
+    deferred
+        .put(&key(1), b"v", Duration::from_secs(60), &[])
+        .await
+        .expect("waits, then succeeds");
+    assert!(deferred.is_ready());
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    real.delete(&key(1)).await.expect("delete on the real store");
+    assert_eq!(
+        conformance::wait_for_session_revocation(&mut rx, Duration::from_secs(2)).await,
+        Some(key(1))
+    );
+
+    let never = DeferredStore::spawn(
+        &tokio::runtime::Handle::current(),
+        Duration::from_millis(200),
+        || async { Err::<Arc<dyn SessionStore>, _>(session_store::StoreError::Timeout) },
+    );
+    assert!(
+        matches!(never.get(&key(1)).await, Err(session_store::StoreError::Timeout)),
+        "bounded wait"
+    );
+}

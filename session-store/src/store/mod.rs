@@ -8,6 +8,7 @@ use tokio::sync::broadcast;
 
 use crate::ticket::{IndexKey, StoreKey};
 
+pub mod deferred;
 pub mod memory;
 pub mod redis;
 

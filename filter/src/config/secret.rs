@@ -1,0 +1,46 @@
+//! Where a secret comes from: inline (tests only, discouraged), a file, or the environment.
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+/// A secret's source in the config. Exactly one of the three.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SecretSource {
+    /// The value itself (visible in the Envoy config: prefer `file` or `env`).
+    Inline(String),
+    /// A file holding the value (trailing newline removed), e.g. a mounted Kubernetes secret.
+    File(String),
+    /// An environment variable of the Envoy process.
+    Env(String),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Inline(_) => f.write_str("Inline([redacted])"),
+            SecretSource::File(p) => write!(f, "File({p:?})"),
+            SecretSource::Env(v) => write!(f, "Env({v:?})"),
+        }
+    }
+}
+
+impl SecretSource {
+    /// Reads the secret; the error says where it looked, never the value.
+    pub fn load(&self) -> Result<Zeroizing<String>, String> {
+        let value = match self {
+            SecretSource::Inline(v) => v.clone(),
+            SecretSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read secret file {path:?}: {e}"))?
+            }
+            SecretSource::Env(var) => {
+                std::env::var(var).map_err(|_| format!("environment variable {var:?} is not set"))?
+            }
+        };
+        let value = Zeroizing::new(value.trim_end_matches(['\n', '\r']).to_owned());
+        if value.is_empty() {
+            return Err("secret is empty".into());
+        }
+        Ok(value)
+    }
+}

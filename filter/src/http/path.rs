@@ -1,0 +1,84 @@
+//! Paths: the normalised form rules match on, and same-origin redirect targets.
+
+use percent_encoding::percent_decode_str;
+
+/// The path without query or fragment, percent-decoded, with `//` merged and `.`/`..`
+/// resolved: what pass-through rules see, so `/public/../admin` or `/%61dmin` cannot
+/// slip past a rule written for `/admin`, and a rule never matches on the query.
+pub fn normalize(raw: &str) -> String {
+    let path = raw.split(['?', '#']).next().unwrap_or("/");
+    let decoded = percent_decode_str(path).decode_utf8_lossy();
+    let mut out: Vec<&str> = Vec::new();
+    for seg in decoded.split(['/', '\\']) {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let trailing = decoded.ends_with('/') && !out.is_empty();
+    format!("/{}{}", out.join("/"), if trailing { "/" } else { "" })
+}
+
+/// A post-login target that stays on this origin: a path starting with a single `/`,
+/// free of control characters and backslashes, also after percent-decoding. Anything
+/// else (`//evil`, `/\evil`, `https://evil`, `/%2F%2Fevil`, tabs) becomes `/`.
+pub fn same_origin_target(raw: &str) -> String {
+    fn safe(p: &str) -> bool {
+        let b = p.as_bytes();
+        b.first() == Some(&b'/')
+            && !matches!(b.get(1), Some(b'/') | Some(b'\\'))
+            && !p.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace())
+    }
+    let decoded = percent_decode_str(raw).decode_utf8_lossy();
+    if safe(raw) && safe(&decoded) && raw.len() <= 2048 {
+        raw.to_owned()
+    } else {
+        "/".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_for_rules() {
+        assert_eq!(normalize("/public/../admin?x=/public"), "/admin");
+        assert_eq!(normalize("//a///b/./c"), "/a/b/c");
+        assert_eq!(normalize("/%61dmin"), "/admin");
+        assert_eq!(normalize("/a/b/"), "/a/b/");
+        assert_eq!(normalize("/../../etc"), "/etc");
+        assert_eq!(normalize("/x#frag"), "/x");
+        assert_eq!(normalize("/a\\..\\admin"), "/admin");
+    }
+
+    #[test]
+    fn keeps_same_origin_paths() {
+        for ok in ["/", "/deep/page?q=1&r=%2F", "/a/b#c"] {
+            assert_eq!(same_origin_target(ok), ok);
+        }
+    }
+
+    #[test]
+    fn refuses_other_origins() {
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "%2F%2Fevil.example",
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "javascript:alert(1)",
+            "",
+            "evil.example",
+            "/\r\nset-cookie: x",
+        ] {
+            assert_eq!(same_origin_target(bad), "/", "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Claims from the validated ID token and userinfo, reduced to lists of strings.
+
+use serde_json::{Map, Value};
+use session_store::Claims;
+
+use crate::config::Settings;
+
+/// The JSON payload of a JWT whose signature was already verified.
+pub fn jwt_payload(jwt: &str) -> Option<Map<String, Value>> {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().flat_map(strings).collect(),
+        Value::Bool(b) => vec![b.to_string()],
+        Value::Number(n) => vec![n.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// The claims the filter keeps: those it turns into headers or checks in rules.
+pub fn select(settings: &Settings, sources: &[&Map<String, Value>]) -> Claims {
+    let mut wanted: Vec<&str> = vec![
+        "email",
+        "email_verified",
+        "preferred_username",
+        "name",
+        &settings.authz.groups_claim,
+    ];
+    wanted.extend(settings.headers.claims.iter().map(|(c, _)| c.as_str()));
+    let mut claims = Claims::default();
+    for name in wanted {
+        // Later sources (userinfo) win over earlier ones (ID token).
+        if let Some(v) = sources.iter().rev().find_map(|s| s.get(name)) {
+            let values = strings(v);
+            if !values.is_empty() {
+                claims.insert(name, values);
+            }
+        }
+    }
+    claims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_and_scalars() {
+        assert_eq!(strings(&serde_json::json!(["a", "b"])), vec!["a", "b"]);
+        assert_eq!(strings(&serde_json::json!(true)), vec!["true"]);
+        assert!(strings(&serde_json::json!({"x": 1})).is_empty());
+    }
+
+    #[test]
+    fn payload_of_a_jwt() {
+        let p = jwt_payload("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.sig").expect("payload");
+        assert_eq!(p["sub"], "alice");
+        assert!(jwt_payload("garbage").is_none());
+    }
+}

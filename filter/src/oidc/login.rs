@@ -1,0 +1,84 @@
+//! Starting a login: 302 to the authorization endpoint with `state`, `nonce` and PKCE
+//! S256; the flow's secrets travel in a short-lived sealed cookie named after the state,
+//! so several tabs can log in at once and nothing is written to the store.
+
+use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, Scope};
+use serde::{Deserialize, Serialize};
+
+use crate::gateway::Gateway;
+use crate::http::cookies::set_cookie;
+use crate::oidc::provider::Provider;
+
+/// How long a login may take at the IdP.
+pub const FLOW_TTL_SECS: u64 = 600;
+/// Characters of the state used in the flow cookie's name.
+const NAME_CHARS: usize = 16;
+
+/// What the flow cookie carries (sealed; the cookie name is the associated data).
+#[derive(Serialize, Deserialize)]
+pub struct FlowState {
+    /// Anti-CSRF state, compared with the callback's `state`.
+    pub state: String,
+    /// Replay protection, compared with the ID token's `nonce`.
+    pub nonce: String,
+    /// PKCE verifier (RFC 7636).
+    pub verifier: String,
+    /// Where the user was going (same-origin path).
+    pub target: String,
+}
+
+/// The flow cookie's name for a given state, or `None` for a state we never issue.
+pub fn flow_cookie_name(prefix: &str, state: &str) -> Option<String> {
+    let ok = state.len() >= NAME_CHARS
+        && state.len() <= 128
+        && state
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| format!("{prefix}{}", &state[..NAME_CHARS]))
+}
+
+/// The redirect to the IdP: `Location` and the flow cookie to set.
+pub struct LoginRedirect {
+    /// Authorization URL.
+    pub location: String,
+    /// `Set-Cookie` value of the flow cookie.
+    pub flow_cookie: String,
+}
+
+/// Builds the authorization request for a user headed to `target`.
+pub fn start(
+    gw: &Gateway,
+    provider: &Provider,
+    target: String,
+    now: u64,
+) -> Result<LoginRedirect, session_store::SealError> {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut req = provider
+        .client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge);
+    for scope in gw.settings.provider.scopes.iter().filter(|s| *s != "openid") {
+        req = req.add_scope(Scope::new(scope.clone()));
+    }
+    let (url, state, nonce) = req.url();
+    let state = state.secret().clone();
+    let c = &gw.settings.cookie;
+    let name = flow_cookie_name(&c.flow_prefix, &state)
+        .unwrap_or_else(|| unreachable!("CsrfToken::new_random is base64url of 16 bytes"));
+    let flow = FlowState {
+        state,
+        nonce: nonce.secret().clone(),
+        verifier: verifier.secret().clone(),
+        target,
+    };
+    let sealed = gw.sessions.sealer().seal(&name, &flow, now + FLOW_TTL_SECS)?;
+    Ok(LoginRedirect {
+        location: url.to_string(),
+        flow_cookie: set_cookie(&name, &sealed, FLOW_TTL_SECS, c.secure, crate::config::SameSite::Lax),
+    })
+}

@@ -1,0 +1,203 @@
+//! The identity provider as this filter knows it: discovery document, signing keys and a
+//! ready OIDC client, fetched on the async core at config load and kept fresh.
+//!
+//! Readers take the current snapshot without locking ([`ProviderHandle::current`]);
+//! the first requests wait (bounded) for the first snapshot; an unknown `kid` triggers a
+//! rate-limited re-fetch.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use jsonwebtoken::jwk::JwkSet;
+use openidconnect::core::{CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata};
+use openidconnect::{reqwest, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, RedirectUrl};
+use url::Url;
+
+use crate::config::ProviderSettings;
+use crate::error::IdpError;
+
+/// The OIDC client with the endpoints discovery provides.
+pub type OidcClient =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+
+/// Signature algorithms accepted on ID, logout and bearer tokens. Never `none`, never HMAC.
+pub const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// One consistent view of the IdP.
+pub struct Provider {
+    /// The OIDC client built from discovery (with the JWKS inside).
+    pub client: OidcClient,
+    /// The same keys for `jsonwebtoken` (bearer and logout tokens).
+    pub jwks: JwkSet,
+    /// RP-initiated logout endpoint, if the IdP has one.
+    pub end_session_endpoint: Option<Url>,
+    /// The IdP promises `iss` on authorization responses (RFC 9207).
+    pub iss_parameter_supported: bool,
+    /// When the keys were fetched.
+    pub fetched_at: Instant,
+}
+
+/// The shared, refreshed provider state of one filter config.
+pub struct ProviderHandle {
+    settings: Arc<ProviderSettings>,
+    http: reqwest::Client,
+    current: ArcSwapOption<Provider>,
+    ready: tokio::sync::Notify,
+    last_key_refresh: Mutex<Option<Instant>>,
+}
+
+impl ProviderHandle {
+    /// A handle with nothing fetched yet.
+    pub fn new(settings: Arc<ProviderSettings>) -> Result<Arc<Self>, IdpError> {
+        // Redirects are never followed (SSRF and token leakage), as openidconnect requires.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .build()
+            .map_err(IdpError::Client)?;
+        Ok(Arc::new(Self {
+            settings,
+            http,
+            current: ArcSwapOption::empty(),
+            ready: tokio::sync::Notify::new(),
+            last_key_refresh: Mutex::new(None),
+        }))
+    }
+
+    /// The HTTP client for calls to the IdP.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The provider settings.
+    pub fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    /// The current snapshot, if discovery has succeeded once. No I/O, no lock.
+    pub fn current(&self) -> Option<Arc<Provider>> {
+        self.current.load_full()
+    }
+
+    /// The snapshot, waiting up to `limit` for the first discovery.
+    pub async fn wait(&self, limit: Duration) -> Result<Arc<Provider>, IdpError> {
+        if let Some(p) = self.current() {
+            return Ok(p);
+        }
+        let notified = self.ready.notified();
+        if let Some(p) = self.current() {
+            return Ok(p);
+        }
+        let _ = tokio::time::timeout(limit, notified).await;
+        self.current().ok_or(IdpError::NotReady)
+    }
+
+    /// Fetches discovery and keys now and installs the result.
+    pub async fn refresh(&self) -> Result<Arc<Provider>, IdpError> {
+        let p = Arc::new(self.fetch().await?);
+        self.current.store(Some(p.clone()));
+        self.ready.notify_waiters();
+        Ok(p)
+    }
+
+    /// Re-fetches after a token named a key we do not have, at most once per
+    /// `jwks_min_refresh`. Returns the snapshot to retry with, if a fetch happened.
+    pub async fn refresh_for_unknown_key(&self) -> Option<Arc<Provider>> {
+        {
+            let mut last = self.last_key_refresh.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < self.settings.jwks_min_refresh) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        match self.refresh().await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "key refresh for an unknown kid failed");
+                None
+            }
+        }
+    }
+
+    /// Keeps the snapshot fresh: first fetch with backoff, then every `refresh_interval`.
+    pub async fn maintain(self: Arc<Self>) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.refresh().await {
+                Ok(_) => {
+                    tracing::info!(issuer = %self.settings.issuer, "identity provider discovered");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_ms = delay.as_millis() as u64, "discovery failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        loop {
+            tokio::time::sleep(self.settings.refresh_interval).await;
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "periodic discovery failed; keeping the previous keys");
+            }
+        }
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Vec<u8>, IdpError> {
+        let resp = self
+            .http
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(IdpError::from_reqwest)?;
+        if !resp.status().is_success() {
+            return Err(IdpError::Status(resp.status().as_u16()));
+        }
+        Ok(resp.bytes().await.map_err(IdpError::from_reqwest)?.to_vec())
+    }
+
+    async fn fetch(&self) -> Result<Provider, IdpError> {
+        let s = &self.settings;
+        let url = format!("{}/.well-known/openid-configuration", s.issuer.trim_end_matches('/'));
+        let doc = self.get_json(&url).await?;
+        let metadata: CoreProviderMetadata = serde_json::from_slice(&doc).map_err(IdpError::Discovery)?;
+        let extra: serde_json::Value = serde_json::from_slice(&doc).map_err(IdpError::Discovery)?;
+        // OIDC Discovery §4.3: the issuer in the document MUST exactly match.
+        if metadata.issuer().as_str() != s.issuer {
+            return Err(IdpError::IssuerMismatch);
+        }
+        let keys = self.get_json(metadata.jwks_uri().as_str()).await?;
+        let oidc_keys: CoreJsonWebKeySet = serde_json::from_slice(&keys).map_err(IdpError::Discovery)?;
+        let jwks: JwkSet = serde_json::from_slice(&keys).map_err(IdpError::Discovery)?;
+        let metadata = metadata.set_jwks(oidc_keys);
+        let end_session_endpoint = extra["end_session_endpoint"].as_str().and_then(|u| Url::parse(u).ok());
+        let iss_parameter_supported = extra["authorization_response_iss_parameter_supported"].as_bool() == Some(true);
+        let redirect = RedirectUrl::new(s.redirect_uri.to_string()).map_err(|_| IdpError::IssuerMismatch)?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(s.client_id.clone()),
+            Some(ClientSecret::new(s.client_secret.to_string())),
+        )
+        .set_redirect_uri(redirect);
+        Ok(Provider {
+            client,
+            jwks,
+            end_session_endpoint,
+            iss_parameter_supported,
+            fetched_at: Instant::now(),
+        })
+    }
+}

@@ -1,0 +1,3 @@
+//! What the filter does with a session on each request.
+
+pub mod identity;
