@@ -4,13 +4,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{client, eventually, Echo, Envoy, Listeners};
+use support::{client, eventually, Echo, Listeners};
 use tokio::io::AsyncWriteExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnected_clients_cancel_their_tasks() {
     let echo = Echo::start().await;
-    let mut envoy = Envoy::start(
+    let mut envoy = support::start(
         r#"{"deadline_ms": 60000, "max_in_flight": 1000}"#,
         echo.port,
         Listeners::Static,
@@ -26,17 +26,23 @@ async fn disconnected_clients_cancel_their_tasks() {
         sockets.push(tcp);
     }
     assert!(
-        eventually(Duration::from_secs(10), || async { envoy.in_flight().await == 200 }).await,
+        eventually(Duration::from_secs(10), || async {
+            support::in_flight(&envoy).await == 200
+        })
+        .await,
         "all 200 tasks started (in flight: {})",
-        envoy.in_flight().await
+        support::in_flight(&envoy).await
     );
     drop(sockets);
     // The tasks sleep 30 s: reaching 0 quickly proves the destroy hook cancelled them.
     let started = Instant::now();
     assert!(
-        eventually(Duration::from_secs(10), || async { envoy.in_flight().await == 0 }).await,
+        eventually(Duration::from_secs(10), || async {
+            support::in_flight(&envoy).await == 0
+        })
+        .await,
         "tasks still in flight: {}",
-        envoy.in_flight().await
+        support::in_flight(&envoy).await
     );
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(envoy.alive(), "envoy survived 200 disconnects");
@@ -48,7 +54,7 @@ async fn disconnected_clients_cancel_their_tasks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_reload_with_tasks_in_flight() {
     let echo = Echo::start().await;
-    let mut envoy = Envoy::start(r#"{"deadline_ms": 10000}"#, echo.port, Listeners::File).await;
+    let mut envoy = support::start(r#"{"deadline_ms": 10000}"#, echo.port, Listeners::File).await;
     let c = client();
     let url = envoy.url("/async/continue?ms=1500");
     let in_flight: Vec<_> = (0..50)
@@ -57,10 +63,15 @@ async fn config_reload_with_tasks_in_flight() {
             tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
         })
         .collect();
-    assert!(eventually(Duration::from_secs(5), || async { envoy.in_flight().await == 50 }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            support::in_flight(&envoy).await == 50
+        })
+        .await
+    );
 
     // The new listener has a 100 ms deadline, so its behaviour is observably different.
-    envoy.reload(r#"{"deadline_ms": 100}"#);
+    support::reload(&envoy, r#"{"deadline_ms": 100}"#);
     let reloaded = eventually(Duration::from_secs(10), || async {
         envoy
             .admin_get("/stats?filter=listener_manager.lds.update_success")
@@ -78,11 +89,7 @@ async fn config_reload_with_tasks_in_flight() {
         );
     }
     assert!(envoy.alive());
-    let port_after = envoy.admin_get("/listeners?format=json").await.expect("listeners");
-    let v: serde_json::Value = serde_json::from_str(&port_after).expect("json");
-    envoy.port = v["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
-        .as_u64()
-        .expect("port") as u16;
+    envoy.port = envoy.listener_port().await.expect("listener after the reload");
     let resp = client()
         .get(envoy.url("/async/continue?ms=1000"))
         .send()
@@ -94,7 +101,7 @@ async fn config_reload_with_tasks_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_gives_504() {
     let echo = Echo::start().await;
-    let envoy = Envoy::start(r#"{"deadline_ms": 200}"#, echo.port, Listeners::Static).await;
+    let envoy = support::start(r#"{"deadline_ms": 200}"#, echo.port, Listeners::Static).await;
     let started = Instant::now();
     let resp = client()
         .get(envoy.url("/async/continue?ms=5000"))
@@ -108,13 +115,13 @@ async fn deadline_gives_504() {
         "the deadline cut the 5 s task"
     );
     assert!(resp.text().await.expect("body").contains("trace id: slow-1"));
-    assert_eq!(envoy.in_flight().await, 0);
+    assert_eq!(support::in_flight(&envoy).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_past_the_bound_gives_a_fast_503() {
     let echo = Echo::start().await;
-    let envoy = Envoy::start(
+    let envoy = support::start(
         r#"{"deadline_ms": 20000, "max_in_flight": 20}"#,
         echo.port,
         Listeners::Static,
@@ -127,7 +134,12 @@ async fn overload_past_the_bound_gives_a_fast_503() {
             tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
         })
         .collect();
-    assert!(eventually(Duration::from_secs(5), || async { envoy.in_flight().await == 20 }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            support::in_flight(&envoy).await == 20
+        })
+        .await
+    );
     let started = Instant::now();
     let resp = c
         .get(envoy.url("/async/continue?ms=10"))

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{client, eventually, Echo, Envoy, Listeners};
+use support::{client, eventually, Echo, Listeners};
 
 fn value_of(prom: &str, series: &str) -> Option<f64> {
     prom.lines()
@@ -14,7 +14,7 @@ fn value_of(prom: &str, series: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_and_histograms_show_the_values_driven() {
     let echo = Echo::start().await;
-    let envoy = Envoy::start("{}", echo.port, Listeners::Static).await;
+    let envoy = support::start("{}", echo.port, Listeners::Static).await;
     for observe in [7, 42, 300] {
         let resp = client()
             .get(envoy.url(&format!("/probe/metrics?inc=5&observe={observe}")))

@@ -3,7 +3,7 @@
 mod support;
 
 use futures::future::join_all;
-use support::{client, Echo, Envoy, Listeners, Seen};
+use support::{client, Echo, Listeners, Seen};
 
 const CONFIG: &str = r#"{"deadline_ms": 5000, "max_in_flight": 1000}"#;
 
@@ -14,7 +14,7 @@ async fn seen(resp: reqwest::Response) -> Seen {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_header_edits_reach_the_upstream() {
     let echo = Echo::start().await;
-    let envoy = Envoy::start(CONFIG, echo.port, Listeners::Static).await;
+    let envoy = support::start(CONFIG, echo.port, Listeners::Static).await;
     let resp = client()
         .get(envoy.url("/sync/edit"))
         .header("x-remove-me", "spoof")
@@ -39,7 +39,7 @@ async fn sync_header_edits_reach_the_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_local_reply_carries_status_body_and_two_cookies() {
     let echo = Echo::start().await;
-    let envoy = Envoy::start(CONFIG, echo.port, Listeners::Static).await;
+    let envoy = support::start(CONFIG, echo.port, Listeners::Static).await;
     let resp = client().get(envoy.url("/sync/reply")).send().await.expect("send");
     assert_eq!(resp.status(), 200);
     let cookies: Vec<_> = resp
@@ -55,7 +55,7 @@ async fn sync_local_reply_carries_status_body_and_two_cookies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_continue_with_edits_under_200_concurrent_requests() {
     let echo = Echo::start().await;
-    let envoy = Envoy::start(CONFIG, echo.port, Listeners::Static).await;
+    let envoy = support::start(CONFIG, echo.port, Listeners::Static).await;
     let c = client();
     let futs: Vec<_> = (0..200)
         .map(|i| {
@@ -79,13 +79,13 @@ async fn async_continue_with_edits_under_200_concurrent_requests() {
         );
         assert_eq!(s.header("x-remove-me"), None);
     }
-    assert_eq!(envoy.in_flight().await, 0);
+    assert_eq!(support::in_flight(&envoy).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_local_reply_under_200_concurrent_requests() {
     let echo = Echo::start().await;
-    let envoy = Envoy::start(CONFIG, echo.port, Listeners::Static).await;
+    let envoy = support::start(CONFIG, echo.port, Listeners::Static).await;
     let c = client();
     let futs: Vec<_> = (0..200)
         .map(|i| {
@@ -121,7 +121,7 @@ async fn async_local_reply_under_200_concurrent_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panics_become_500_with_trace_id_and_envoy_keeps_serving() {
     let echo = Echo::start().await;
-    let mut envoy = Envoy::start(CONFIG, echo.port, Listeners::Static).await;
+    let mut envoy = support::start(CONFIG, echo.port, Listeners::Static).await;
     for (path, trace) in [("/sync/panic", "sync-panic-1"), ("/async/panic?ms=5", "async-panic-1")] {
         let resp = client()
             .get(envoy.url(path))
@@ -154,7 +154,7 @@ async fn panics_become_500_with_trace_id_and_envoy_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_accessors_work_inside_envoy() {
     let echo = Echo::start().await;
-    let envoy = Envoy::start(CONFIG, echo.port, Listeners::Static).await;
+    let envoy = support::start(CONFIG, echo.port, Listeners::Static).await;
     // reqwest folds cookies into one line, so send two `cookie` lines over raw HTTP/1.1.
     let raw = "GET /probe/echo/tagged HTTP/1.1\r\nhost: x\r\ncookie: a=1\r\ncookie: b=2\r\nx-request-id: echo-1\r\nconnection: close\r\n\r\n";
     let text = raw_request(envoy.port, raw).await;

@@ -151,7 +151,12 @@ impl RedisStore {
         .map_err(classify)?;
         let (revoked, _) = broadcast::channel(1024);
         let channel = format!("{}revoked", config.prefix);
-        let subscriber = tokio::spawn(follow(client, channel, revoked.clone(), config.timeout));
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        let subscriber = tokio::spawn(follow(client, channel, revoked.clone(), config.timeout, first_tx));
+        if !matches!(tokio::time::timeout(config.timeout * 2, first_rx).await, Ok(Ok(()))) {
+            subscriber.abort();
+            return Err(StoreError::Timeout);
+        }
         let store = Self {
             inner: Arc::new(Inner {
                 conn,
@@ -201,18 +206,29 @@ impl RedisStore {
 
 /// Forwards revocations from Redis pub/sub, resubscribing after any loss; after a gap
 /// it sends [`Revocation::All`] since messages published meanwhile are lost.
-async fn follow(client: Client, channel: String, tx: broadcast::Sender<Revocation>, timeout: Duration) {
-    let mut had_subscription = false;
+async fn follow(
+    client: Client,
+    channel: String,
+    tx: broadcast::Sender<Revocation>,
+    timeout: Duration,
+    first: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut first = Some(first);
     loop {
         // Bounded: a connection made while Redis restarts can otherwise hang forever.
         match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
             Ok(Ok(mut pubsub)) => match tokio::time::timeout(timeout, pubsub.subscribe(&channel)).await {
                 Ok(Ok(())) => {
-                    if had_subscription {
-                        tracing::info!("revocation subscription restored; dropping cached sessions");
-                        let _ = tx.send(Revocation::All);
+                    match first.take() {
+                        // `connect` waits for this, so nothing is published unheard before it returns.
+                        Some(ready) => {
+                            let _ = ready.send(());
+                        }
+                        None => {
+                            tracing::info!("revocation subscription restored; dropping cached sessions");
+                            let _ = tx.send(Revocation::All);
+                        }
                     }
-                    had_subscription = true;
                     let mut messages = pubsub.on_message();
                     while let Some(msg) = messages.next().await {
                         let Ok(text) = msg.get_payload::<String>() else {

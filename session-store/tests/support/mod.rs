@@ -1,8 +1,8 @@
 //! Fixtures shared by the store tests.
-#![allow(dead_code)] // each test binary uses a subset
+#![allow(dead_code, unused_imports)] // each test binary uses a subset
 
 pub mod conformance;
-pub mod redis_server;
+pub use testkit::redis_server;
 
 use std::sync::Arc;
 

@@ -1,12 +1,15 @@
-//! A real `redis-server` on a loopback port, stopped by pid when dropped.
+//! A real `redis-server` on a loopback port (plain, password, TLS), stopped by pid when dropped.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::free_port;
+
+/// A running `redis-server`.
 pub struct RedisServer {
     child: Option<Child>,
+    /// Its port.
     pub port: u16,
     password: Option<String>,
     dir: tempfile::TempDir,
@@ -15,8 +18,11 @@ pub struct RedisServer {
 
 /// PEM files of a throwaway CA, and of a server and a client certificate it signed.
 pub struct TlsMaterial {
+    /// The CA certificate.
     pub ca_pem: Vec<u8>,
+    /// A client certificate the CA signed.
     pub client_cert_pem: Vec<u8>,
+    /// Its key.
     pub client_key_pem: Vec<u8>,
 }
 
@@ -103,13 +109,6 @@ fn make_certs(dir: &std::path::Path) -> TlsMaterial {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 fn redis_bin() -> PathBuf {
     for p in ["/usr/bin/redis-server", "/usr/local/bin/redis-server"] {
         if std::path::Path::new(p).exists() {
@@ -120,6 +119,7 @@ fn redis_bin() -> PathBuf {
 }
 
 impl RedisServer {
+    /// Starts a server, optionally requiring a password.
     pub fn start(password: Option<&str>) -> Self {
         let mut s = Self {
             child: None,
@@ -189,6 +189,7 @@ impl RedisServer {
         self.spawn();
     }
 
+    /// Stops the server (by pid).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -196,6 +197,7 @@ impl RedisServer {
         }
     }
 
+    /// The URL to reach it (with the password, `rediss://` for TLS).
     pub fn url(&self) -> String {
         if self.tls.is_some() {
             return format!("rediss://127.0.0.1:{}/0", self.port);

@@ -1,0 +1,135 @@
+//! The test identity provider: `e2e/idp/server.mjs` (oidc-provider on Node 22).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::{client, free_port, workspace};
+
+/// One client registered at the IdP.
+#[derive(Clone, Debug)]
+pub struct IdpClient {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+    /// Redirect URIs (exact).
+    pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may return.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Back-channel logout endpoint.
+    pub backchannel_logout_uri: Option<String>,
+}
+
+/// A running IdP; killed when dropped.
+pub struct Idp {
+    child: Child,
+    /// Port.
+    pub port: u16,
+    /// Issuer identifier.
+    pub issuer: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn node_bin() -> PathBuf {
+    std::env::var("NODE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("e2e/node_modules/.bin/node"))
+}
+
+impl Idp {
+    /// Starts the IdP with these clients; access tokens live `access_ttl_secs`.
+    pub async fn start(clients: &[IdpClient], access_ttl_secs: u64) -> Idp {
+        let port = free_port();
+        let issuer = format!("http://127.0.0.1:{port}");
+        let clients: Vec<Value> = clients
+            .iter()
+            .map(|c| {
+                json!({
+                    "client_id": c.client_id,
+                    "client_secret": c.client_secret,
+                    "redirect_uri": c.redirect_uris,
+                    "post_logout_redirect_uri": c.post_logout_redirect_uris,
+                    "backchannel_logout_uri": c.backchannel_logout_uri,
+                })
+            })
+            .collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("idp.log");
+        let out = std::fs::File::create(&log).expect("log");
+        let node = node_bin();
+        assert!(node.exists(), "no node at {}: run scripts/test.sh", node.display());
+        let mut cmd = Command::new(node);
+        cmd.arg(workspace().join("e2e/idp/server.mjs"))
+            .env("IDP_PORT", port.to_string())
+            .env("IDP_CLIENTS", Value::Array(clients).to_string())
+            .env("IDP_ACCESS_TTL", access_ttl_secs.to_string())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().expect("start the IdP");
+        let mut idp = Idp {
+            child,
+            port,
+            issuer,
+            log,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = idp.child.try_wait() {
+                panic!("IdP exited with {status}:\n{}", idp.log());
+            }
+            let url = format!("{}/.well-known/openid-configuration", idp.issuer);
+            if client().get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return idp;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "IdP not ready:\n{}",
+                idp.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Counters the IdP keeps for tests (`refresh_grants`, `backchannel_sent`, ...).
+    pub async fn stats(&self) -> Value {
+        client()
+            .get(format!("{}/__test/stats", self.issuer))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Signs arbitrary claims with the IdP's own key (for bearer-token tests).
+    pub async fn mint(&self, claims: Value) -> String {
+        let r = client()
+            .post(format!("{}/__test/mint", self.issuer))
+            .json(&claims)
+            .send()
+            .await
+            .expect("mint");
+        assert!(r.status().is_success(), "mint failed");
+        r.text().await.expect("token")
+    }
+
+    /// The IdP's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
