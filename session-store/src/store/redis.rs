@@ -149,6 +149,8 @@ impl RedisStore {
         .await
         .map_err(|_| StoreError::Timeout)?
         .map_err(classify)?;
+        // Prove the credentials now rather than at the first request.
+        redis::cmd("PING").query_async::<String>(&mut conn.clone()).await.map_err(classify)?;
         let (revoked, _) = broadcast::channel(1024);
         let channel = format!("{}revoked", config.prefix);
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
@@ -157,17 +159,7 @@ impl RedisStore {
             subscriber.abort();
             return Err(StoreError::Timeout);
         }
-        let store = Self {
-            inner: Arc::new(Inner {
-                conn,
-                prefix: config.prefix,
-                revoked,
-                subscriber,
-            }),
-        };
-        // Prove the credentials now rather than at the first request.
-        store.ping().await?;
-        Ok(store)
+        Ok(Self { inner: Arc::new(Inner { conn, prefix: config.prefix, revoked, subscriber }) })
     }
 
     /// Round trip to Redis.
