@@ -5,8 +5,10 @@
 //   IDP_CLIENTS: JSON list of {client_id, client_secret, redirect_uri,
 //                post_logout_redirect_uri, backchannel_logout_uri}
 //   IDP_ACCESS_TTL (seconds, 3600): short values exercise refresh.
-// Test hook: GET /__test/stats → {refresh_grants, backchannel_sent, ...}.
+// Test hooks: GET /__test/stats → {refresh_grants, backchannel_sent, ...};
+//             POST /__test/mint {claims, alg?, kid?} → a JWT signed with the IdP's key.
 import { generateKeyPairSync } from 'node:crypto';
+import { importJWK, SignJWT } from 'jose';
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.IDP_PORT || 9000);
@@ -110,6 +112,14 @@ provider.on('server_error', (ctx, err) => console.error('server_error', err));
 provider.use(async (ctx, next) => {
   if (ctx.path === '/__test/stats') {
     ctx.body = stats;
+    return;
+  }
+  if (ctx.path === '/__test/mint' && ctx.method === 'POST') {
+    const chunks = [];
+    for await (const c of ctx.req) chunks.push(c);
+    const claims = JSON.parse(Buffer.concat(chunks).toString() || '{}');
+    const key = await importJWK(signingKey, 'RS256');
+    ctx.body = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: signingKey.kid }).sign(key);
     return;
   }
   await next();

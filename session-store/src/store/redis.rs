@@ -150,7 +150,10 @@ impl RedisStore {
         .map_err(|_| StoreError::Timeout)?
         .map_err(classify)?;
         // Prove the credentials now rather than at the first request.
-        redis::cmd("PING").query_async::<String>(&mut conn.clone()).await.map_err(classify)?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn.clone())
+            .await
+            .map_err(classify)?;
         let (revoked, _) = broadcast::channel(1024);
         let channel = format!("{}revoked", config.prefix);
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
@@ -159,7 +162,14 @@ impl RedisStore {
             subscriber.abort();
             return Err(StoreError::Timeout);
         }
-        Ok(Self { inner: Arc::new(Inner { conn, prefix: config.prefix, revoked, subscriber }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn,
+                prefix: config.prefix,
+                revoked,
+                subscriber,
+            }),
+        })
     }
 
     /// Round trip to Redis.

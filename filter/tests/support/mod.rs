@@ -1,0 +1,172 @@
+//! Fixtures: the real IdP, echo app, Envoy(s) with the filter (the shipped demo config),
+//! and Redis when asked.
+#![allow(dead_code, unused_imports)] // each test binary uses a subset
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+pub use testkit::browser::{first_form, Browser, Page};
+pub use testkit::echo::{Echo, Seen};
+pub use testkit::envoy::Envoy;
+pub use testkit::idp::{Idp, IdpClient};
+pub use testkit::redis_server::RedisServer;
+pub use testkit::{client, eventually, free_port};
+
+pub const CLIENT_ID: &str = "gateway";
+pub const CLIENT_SECRET: &str = "gateway-test-secret";
+/// A fixed session key for tests (base64url of 32 bytes).
+pub const SESSION_KEY: &str = "dGVzdC1zZXNzaW9uLWtleS0zMi1ieXRlcy1sb25nISE";
+
+/// How to set up a test.
+pub struct Options {
+    /// Envoy instances (sharing the store when it is Redis).
+    pub instances: usize,
+    /// Use Redis (started by the fixture) instead of the memory store.
+    pub redis: bool,
+    /// IdP access-token lifetime.
+    pub access_ttl_secs: u64,
+    /// Extra top-level filter config (merged over the defaults).
+    pub extra: Value,
+    /// Point the filter at a dead issuer instead of the IdP.
+    pub dead_issuer: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            instances: 1,
+            redis: false,
+            access_ttl_secs: 3600,
+            extra: json!({}),
+            dead_issuer: false,
+        }
+    }
+}
+
+/// A running setup.
+pub struct Setup {
+    pub idp: Idp,
+    pub echo: Echo,
+    pub envoys: Vec<Envoy>,
+    pub redis: Option<RedisServer>,
+}
+
+impl Setup {
+    /// Starts everything.
+    pub async fn start(opts: Options) -> Setup {
+        let ports: Vec<u16> = (0..opts.instances).map(|_| free_port()).collect();
+        let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+        let idp = Idp::start(
+            &[IdpClient {
+                client_id: CLIENT_ID.into(),
+                client_secret: CLIENT_SECRET.into(),
+                redirect_uris: bases.iter().map(|b| format!("{b}/oauth2/callback")).collect(),
+                post_logout_redirect_uris: bases.iter().map(|b| format!("{b}/")).collect(),
+                backchannel_logout_uri: Some(format!("{}/oauth2/backchannel_logout", bases[0])),
+            }],
+            opts.access_ttl_secs,
+        )
+        .await;
+        let echo = Echo::start().await;
+        let redis = opts.redis.then(|| RedisServer::start(None));
+        let issuer = if opts.dead_issuer {
+            format!("http://127.0.0.1:{}", free_port())
+        } else {
+            idp.issuer.clone()
+        };
+        let mut envoys = Vec::new();
+        for base in &bases {
+            let store = match &redis {
+                Some(r) => json!({"redis": {"url": {"inline": r.url()}}}),
+                None => json!({"memory": {}}),
+            };
+            let mut config = json!({
+                "issuer": issuer,
+                "client_id": CLIENT_ID,
+                "client_secret": {"inline": CLIENT_SECRET},
+                "redirect_uri": format!("{base}/oauth2/callback"),
+                "scopes": ["openid", "email", "profile", "groups", "offline_access"],
+                "session": {"keys": [{"inline": SESSION_KEY}], "store": store},
+                "logout": {"post_logout_redirect_uri": format!("{base}/")},
+                "bearer": {"enabled": true},
+                "timeouts": {"startup_wait_ms": 3000, "idp_ms": 3000},
+            });
+            merge(&mut config, &opts.extra);
+            envoys.push(start_envoy(base, &config.to_string(), echo.port).await);
+        }
+        let setup = Setup {
+            idp,
+            echo,
+            envoys,
+            redis,
+        };
+        if !opts.dead_issuer {
+            for e in &setup.envoys {
+                let discovered = eventually(Duration::from_secs(10), || async {
+                    e.log().contains("identity provider discovered")
+                })
+                .await;
+                assert!(discovered, "filter discovered the IdP:\n{}", e.log());
+            }
+        }
+        setup
+    }
+
+    /// The first Envoy.
+    pub fn envoy(&self) -> &Envoy {
+        &self.envoys[0]
+    }
+
+    /// URL on the first Envoy.
+    pub fn url(&self, path: &str) -> String {
+        self.envoys[0].url(path)
+    }
+}
+
+fn merge(base: &mut Value, extra: &Value) {
+    match (base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, e) => *b = e.clone(),
+    }
+}
+
+/// Renders `configs/envoy-demo.yaml` (the shipped demo config) for a test instance.
+async fn start_envoy(base: &str, filter_config: &str, app_port: u16) -> Envoy {
+    let port = base.rsplit(':').next().expect("port").to_owned();
+    let template = std::fs::read_to_string(testkit::workspace().join("configs/envoy-demo.yaml")).expect("demo config");
+    let yaml = template
+        .replace("${ADMIN_PORT}", "0")
+        .replace("${LISTEN_PORT}", &port)
+        .replace("${APP_PORT}", &app_port.to_string())
+        .replace("${FILTER_CONFIG}", filter_config);
+    Envoy::start(&testkit::envoy::module_dir("envoy_oidc"), move |_| yaml).await
+}
+
+/// The last page of a walk.
+pub fn last(pages: &[Page]) -> &Page {
+    pages.last().expect("at least one page")
+}
+
+/// What the echo upstream saw, from the last page.
+pub fn seen(pages: &[Page]) -> Seen {
+    let p = last(pages);
+    assert_eq!(
+        p.status, 200,
+        "expected the app's answer, got {} from {}:\n{}",
+        p.status, p.url, p.body
+    );
+    Seen(serde_json::from_str(&p.body).expect("echo json"))
+}
+
+/// Logs `user` in through the IdP's form, landing on `path`.
+pub async fn logged_in(setup: &Setup, user: &str, path: &str) -> Browser {
+    let b = Browser::new();
+    let pages = b.login(&setup.url(path), user).await;
+    let s = seen(&pages);
+    assert_eq!(s.header("x-auth-request-user").as_deref(), Some(user));
+    b
+}
