@@ -164,7 +164,7 @@ impl OidcFilter {
         }
         if self.gw.settings.bearer.enabled {
             if let Some(token) = bearer_token(s) {
-                return self.bearer(s, token);
+                return self.bearer(s, token, route);
             }
         }
         let next = self.unauthenticated_kind(s, &raw_path, bad_cookie);
@@ -190,7 +190,7 @@ impl OidcFilter {
 
     /// A live session: route rules, identity headers, continue.
     fn admit(&self, s: &mut dyn HttpStream, session: &Session, route: &RouteSettings) -> HeadersStatus {
-        if !route_allows(&self.gw, session, route) {
+        if !route_allows(&self.gw, &session.claims, route) {
             send_error(s, 403, "Forbidden", "oidc_forbidden");
             return HeadersStatus::StopIteration;
         }
@@ -237,7 +237,7 @@ impl OidcFilter {
                 };
             }
             match session {
-                Some(session) if route_allows(&gw, &session, &route) => {
+                Some(session) if route_allows(&gw, &session.claims, &route) => {
                     let edits = identity::for_session(&gw.settings, &session)
                         .into_iter()
                         .map(|(h, v)| HeaderEdit::Set(h, v.into_bytes()))
@@ -301,7 +301,7 @@ impl OidcFilter {
         }
     }
 
-    fn bearer(&mut self, s: &mut dyn HttpStream, token: String) -> HeadersStatus {
+    fn bearer(&mut self, s: &mut dyn HttpStream, token: String, route: RouteSettings) -> HeadersStatus {
         let trace = s.trace_id();
         let gw = self.gw.clone();
         if let Some(provider) = gw.provider.current() {
@@ -309,6 +309,10 @@ impl OidcFilter {
             match tokens::verify(&provider, &token, issuer, &gw.settings.bearer.audiences, Kind::Bearer) {
                 TokenCheck::Valid(claims) => {
                     self.record(s, Metric::Bearer("valid"));
+                    if !bearer_route_allows(&gw, &claims, &route) {
+                        send_error(s, 403, "Forbidden", "oidc_forbidden");
+                        return HeadersStatus::StopIteration;
+                    }
                     for (h, v) in identity::for_bearer(&gw.settings, &claims) {
                         s.set_header(HeaderKind::Request, &h, v.as_bytes());
                     }
@@ -336,6 +340,14 @@ impl OidcFilter {
             let check =
                 provider.map(|p| tokens::verify(&p, &token, &issuer, &gw.settings.bearer.audiences, Kind::Bearer));
             match check {
+                Some(TokenCheck::Valid(claims)) if !bearer_route_allows(&gw, &claims, &route) => (
+                    Outcome::Error {
+                        status: 403,
+                        reason: "Forbidden",
+                        details: "oidc_forbidden",
+                    },
+                    Report::of(vec![Metric::Bearer("valid")]),
+                ),
                 Some(TokenCheck::Valid(claims)) => {
                     let edits = identity::for_bearer(&gw.settings, &claims)
                         .into_iter()
@@ -461,9 +473,18 @@ impl OidcFilter {
     }
 }
 
-fn route_allows(gw: &Gateway, session: &Session, route: &RouteSettings) -> bool {
+/// Whether claims meet the route's group requirement (sessions and bearer tokens alike).
+fn route_allows(gw: &Gateway, claims: &session_store::Claims, route: &RouteSettings) -> bool {
     route.require_groups.is_empty()
-        || authz::in_any_group(&session.claims, &gw.settings.authz.groups_claim, &route.require_groups)
+        || authz::in_any_group(claims, &gw.settings.authz.groups_claim, &route.require_groups)
+}
+
+fn bearer_route_allows(
+    gw: &Gateway,
+    claims: &serde_json::Map<String, serde_json::Value>,
+    route: &RouteSettings,
+) -> bool {
+    route_allows(gw, &crate::oidc::claims::select(&gw.settings, &[claims]), route)
 }
 
 fn bearer_token(s: &dyn HttpStream) -> Option<String> {
