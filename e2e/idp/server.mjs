@@ -75,6 +75,12 @@ const provider = new Provider(issuer, {
     await grant.save();
     return grant;
   },
+  // Test IdP only: its back-channel logout calls go to Envoy on 127.0.0.1, which the
+  // provider's SSRF guard (a dispatcher refusing special-use IPs) would block.
+  fetch: (url, options) => {
+    const { dispatcher, ...rest } = options;
+    return fetch(url, rest);
+  },
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   rotateRefreshToken: true,
   pkce: { required: () => true },
@@ -105,7 +111,7 @@ provider.on('grant.success', (ctx) => {
 provider.on('backchannel.success', () => { stats.backchannel_sent += 1; });
 provider.on('backchannel.error', (ctx, err) => {
   stats.backchannel_errors += 1;
-  console.error('backchannel error', err?.message);
+  console.error('backchannel error', err?.message, err?.cause?.code ?? '', err?.cause?.message ?? '');
 });
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
 
