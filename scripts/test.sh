@@ -6,6 +6,7 @@ cd "$ROOT"
 
 ensure_apt binutils redis-server openssl
 ensure_envoy
+ensure_node_packages
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -149,6 +149,7 @@ impl OidcFilter {
                         let next = self.unauthenticated_kind(s, &raw_path, true);
                         return self.spawn_session(s, ticket, route, next, true);
                     }
+                    self.touch_if_stale(&session, ticket, now);
                     return self.admit(s, &session, &route);
                 }
                 Check::Miss(ticket) => {
@@ -186,6 +187,25 @@ impl OidcFilter {
                 clear_cookie,
             }
         }
+    }
+
+    /// Pushes the idle expiry of a session in use, at most once per period: the cache is
+    /// updated at once (so concurrent requests don't repeat it), the store in the background.
+    fn touch_if_stale(&self, session: &Arc<Session>, ticket: OpenedTicket, now: u64) {
+        let Some(touched) = touched(&self.gw, session, now) else {
+            return;
+        };
+        self.gw
+            .sessions
+            .cache()
+            .insert(ticket.store_key(), Arc::new(touched.clone()));
+        let Ok(rt) = async_filter::runtime() else { return };
+        let gw = self.gw.clone();
+        rt.spawn(async move {
+            if let Err(e) = gw.sessions.save(&ticket, touched, now).await {
+                tracing::warn!(error = %e, "session idle-expiry update failed");
+            }
+        });
     }
 
     /// A live session: route rules, identity headers, continue.
@@ -235,6 +255,12 @@ impl OidcFilter {
                     // Keep serving the old session if the IdP is briefly away.
                     _ => refreshed.or(session),
                 };
+            }
+            if let Some(t) = session.as_ref().and_then(|s| touched(&gw, s, now)) {
+                match gw.sessions.save(&ticket, t, now).await {
+                    Ok(saved) => session = Some(saved),
+                    Err(e) => tracing::warn!(error = %e, "session idle-expiry update failed"),
+                }
             }
             match session {
                 Some(session) if route_allows(&gw, &session.claims, &route) => {
@@ -471,6 +497,18 @@ impl OidcFilter {
             )
         })
     }
+}
+
+/// The session with its idle expiry pushed, if it was last marked used long enough ago
+/// (a tenth of the idle timeout, at most a minute) to be worth a store write.
+fn touched(gw: &Gateway, session: &Session, now: u64) -> Option<Session> {
+    let life = gw.settings.session.lifetimes;
+    let period = (life.idle_secs / 10).clamp(1, 60);
+    (now.saturating_sub(session.last_used_at) >= period).then(|| {
+        let mut t = session.clone();
+        t.touch(now, life);
+        t
+    })
 }
 
 /// Whether claims meet the route's group requirement (sessions and bearer tokens alike).
