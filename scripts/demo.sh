@@ -63,7 +63,9 @@ print(json.dumps({
     "redirect_uri": f"{base}/oauth2/callback",
     "scopes": ["openid", "email", "profile", "groups", "offline_access"],
     "session": {"keys": [{"env": "DEMO_SESSION_KEY"}], "store": json.loads(store)},
-    "logout": {"post_logout_redirect_uri": f"{base}/"},
+    # The bundled oidc-provider takes POST logouts only over HTTPS (SameSite=None cookies);
+    # on this plain-HTTP demo, id_token_hint goes by GET. Real deployments keep the POST default.
+    "logout": {"post_logout_redirect_uri": f"{base}/", "end_session_method": "get" if issuer.startswith("http://") else "post"},
     "bearer": {"enabled": True},
 }))
 PY

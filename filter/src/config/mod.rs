@@ -256,6 +256,18 @@ struct RawLogout {
     path: String,
     post_logout_redirect_uri: Option<String>,
     backchannel_path: String,
+    end_session_method: EndSessionMethod,
+}
+
+/// How the browser is sent to the IdP's end-session endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndSessionMethod {
+    /// An auto-submitted form: `id_token_hint` travels in a POST body (default).
+    #[default]
+    Post,
+    /// A redirect: `id_token_hint` goes in the URL (for IdPs that only accept GET).
+    Get,
 }
 
 impl Default for RawLogout {
@@ -264,6 +276,7 @@ impl Default for RawLogout {
             path: "/oauth2/sign_out".into(),
             post_logout_redirect_uri: None,
             backchannel_path: "/oauth2/backchannel_logout".into(),
+            end_session_method: EndSessionMethod::Post,
         }
     }
 }
@@ -523,6 +536,8 @@ pub struct Settings {
     pub authz: AuthzRules,
     /// Where to land after logout.
     pub post_logout_redirect_uri: Option<Url>,
+    /// How to reach the IdP's end-session endpoint.
+    pub end_session_method: EndSessionMethod,
     /// Bearer tokens.
     pub bearer: BearerSettings,
     /// Time bounds.
@@ -770,6 +785,7 @@ impl Settings {
                 groups_claim: raw.authorization.groups_claim,
             },
             post_logout_redirect_uri,
+            end_session_method: raw.logout.end_session_method,
             bearer,
             timeouts: Timeouts {
                 store: Duration::from_millis(t.store_ms),

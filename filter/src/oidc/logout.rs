@@ -6,6 +6,7 @@ use std::sync::Arc;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use crate::config::EndSessionMethod;
 use crate::gateway::Gateway;
 use crate::oidc::provider::Provider;
 use crate::oidc::tokens::{self, Kind, TokenCheck};
@@ -52,6 +53,11 @@ pub fn sign_out_page(gw: &Gateway, provider: Option<&Provider>, id_token: Option
     }
     if let Some(u) = post_logout {
         fields.push(("post_logout_redirect_uri", u));
+    }
+    if gw.settings.end_session_method == EndSessionMethod::Get {
+        let mut url = endpoint.clone();
+        url.query_pairs_mut().extend_pairs(&fields);
+        return SignOutPage::Redirect(url.to_string());
     }
     let inputs: String = fields
         .iter()

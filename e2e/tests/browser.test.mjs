@@ -1,0 +1,96 @@
+// End to end in a real browser (Debian's Chromium via playwright-core): log in through
+// the IdP's form, use the app, see identity headers, sign out through the IdP.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { startStack } from './stack.mjs';
+
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+let stack;
+let browser;
+
+before(async () => {
+  stack = await startStack();
+  browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  stack?.stop();
+});
+
+async function login(page, user, path) {
+  await page.goto(`${stack.base}${path}`);
+  await page.waitForURL(new RegExp(`^${stack.issuer}/interaction/`));
+  await page.fill('input[name=login]', user);
+  await page.fill('input[name=password]', 'any password');
+  await page.click('button[type=submit]');
+  await page.waitForURL((u) => u.toString().startsWith(stack.base) && !u.pathname.startsWith('/oauth2/'));
+}
+
+function echoed(text) {
+  const body = JSON.parse(text);
+  const headers = Object.fromEntries(body.headers);
+  return { path: body.path, headers };
+}
+
+test('alice logs in, lands on her deep link, and the app sees who she is', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await login(page, 'alice', '/reports/2026?tab=q3');
+  assert.equal(new URL(page.url()).pathname + new URL(page.url()).search, '/reports/2026?tab=q3');
+  const seen = echoed(await page.innerText('body'));
+  assert.equal(seen.path, '/reports/2026?tab=q3');
+  assert.equal(seen.headers['x-auth-request-user'], 'alice');
+  assert.equal(seen.headers['x-auth-request-groups'], 'admins');
+  // Cookies are per host, not per port: the IdP's own (also on 127.0.0.1) may pass; ours never.
+  assert.doesNotMatch(seen.headers.cookie ?? '', /oidc_(session|flow)/, 'our cookies never reach the app');
+
+  const cookies = await context.cookies(stack.base);
+  const session = cookies.find((c) => c.name === '__Host-oidc_session');
+  assert.ok(session, `the browser kept the __Host- session cookie: ${JSON.stringify(cookies.map((c) => c.name))}`);
+  assert.equal(session.httpOnly, true);
+  assert.equal(session.secure, true);
+  assert.equal(session.sameSite, 'Lax');
+  assert.equal(session.path, '/');
+
+  // JavaScript in the page cannot read the session cookie.
+  assert.equal(await page.evaluate(() => document.cookie.includes('oidc_session')), false);
+
+  await page.goto(`${stack.base}/admin/tools`);
+  assert.equal(echoed(await page.innerText('body')).headers['x-auth-request-user'], 'alice');
+  await page.screenshot({ path: join(stack.dir, 'alice-admin.png') });
+  await context.close();
+});
+
+test('bob is refused where admins are required', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await login(page, 'bob', '/');
+  const resp = await page.goto(`${stack.base}/admin/tools`);
+  assert.equal(resp.status(), 403);
+  assert.match(await page.innerText('body'), /403 Forbidden[\s\S]*trace id: /);
+  await context.close();
+});
+
+test('sign-out ends the session here and at the IdP', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await login(page, 'alice', '/');
+  await page.goto(`${stack.base}/oauth2/sign_out`);
+  // The sign-out page posts id_token_hint to the IdP, which asks for confirmation.
+  await page.waitForURL(new RegExp(`^${stack.issuer}/session/end`));
+  await page.click('button[autofocus], button[type=submit]');
+  await page.waitForURL((u) => u.toString().startsWith(stack.base) || u.toString().startsWith(`${stack.issuer}/interaction/`));
+  const cookies = await context.cookies(stack.base);
+  assert.equal(cookies.find((c) => c.name === '__Host-oidc_session'), undefined, 'session cookie cleared');
+  // Back at the app, a new login is needed: the IdP asks for credentials again.
+  await page.goto(`${stack.base}/`);
+  await page.waitForURL(new RegExp(`^${stack.issuer}/interaction/`));
+  await context.close();
+});

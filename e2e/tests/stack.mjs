@@ -1,0 +1,104 @@
+// Starts the gateway stack for a browser test: the IdP (oidc-provider), the echo app and
+// Envoy with the filter, on free loopback ports; stop() kills them by pid.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, openSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function waitFor(url, ms = 20000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(url);
+      if (r.status < 500) return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`not ready: ${url}`);
+}
+
+/** The directory holding libenvoy_oidc.so: $OIDC_MODULE_DIR, else what cargo built. */
+function moduleDir() {
+  const candidates = [process.env.OIDC_MODULE_DIR, join(root, 'target/debug/deps'), join(root, 'target/debug'), join(root, 'target/release')];
+  const dir = candidates.find((d) => d && existsSync(join(d, 'libenvoy_oidc.so')));
+  if (!dir) throw new Error('libenvoy_oidc.so not built: run cargo build -p envoy-oidc');
+  return dir;
+}
+
+export async function startStack() {
+  const dir = mkdtempSync(join(tmpdir(), 'oidc-e2e-'));
+  const [listen, app, idpPort] = [await freePort(), await freePort(), await freePort()];
+  const base = `http://127.0.0.1:${listen}`;
+  const issuer = `http://127.0.0.1:${idpPort}`;
+  const children = [];
+  const run = (cmd, args, env, name) => {
+    const out = openSync(join(dir, `${name}.log`), 'w');
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+    children.push(child);
+    return child;
+  };
+  run(process.execPath, [join(root, 'e2e/idp/server.mjs')], {
+    IDP_PORT: String(idpPort),
+    IDP_CLIENTS: JSON.stringify([{
+      client_id: 'e2e',
+      client_secret: 'e2e-secret',
+      redirect_uri: `${base}/oauth2/callback`,
+      post_logout_redirect_uri: `${base}/`,
+      backchannel_logout_uri: `${base}/oauth2/backchannel_logout`,
+    }]),
+  }, 'idp');
+  run('python3', [join(root, 'e2e/echo/server.py'), String(app)], {}, 'echo');
+  await waitFor(`${issuer}/.well-known/openid-configuration`);
+  const filterConfig = JSON.stringify({
+    issuer,
+    client_id: 'e2e',
+    client_secret: { inline: 'e2e-secret' },
+    redirect_uri: `${base}/oauth2/callback`,
+    scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
+    session: { keys: [{ inline: 'ZTJlLWJyb3dzZXItdGVzdC1rZXktMzItYnl0ZXMhISE' }], store: { memory: {} } },
+    // oidc-provider takes POST logouts only with SameSite=None (HTTPS) cookies; this
+    // plain-HTTP loopback stack therefore sends id_token_hint by GET.
+    logout: { post_logout_redirect_uri: `${base}/`, end_session_method: 'get' },
+  });
+  const yaml = readFileSync(join(root, 'configs/envoy-demo.yaml'), 'utf8')
+    .replaceAll('${ADMIN_PORT}', '0')
+    .replaceAll('${LISTEN_PORT}', String(listen))
+    .replaceAll('${APP_PORT}', String(app))
+    .replaceAll('${FILTER_CONFIG}', filterConfig);
+  writeFileSync(join(dir, 'envoy.yaml'), yaml);
+  const envoyBin = process.env.ENVOY_BIN;
+  if (!envoyBin) throw new Error('ENVOY_BIN is not set (scripts/test.sh sets it)');
+  run(envoyBin, ['-c', join(dir, 'envoy.yaml'), '--disable-hot-restart', '--concurrency', '2', '-l', 'warning',
+    '--component-log-level', 'dynamic_modules:info'], { ENVOY_DYNAMIC_MODULES_SEARCH_PATH: moduleDir() }, 'envoy');
+  await waitFor(`${base}/public/ready`);
+  // The filter discovers the IdP in the background: wait until logins can start.
+  const end = Date.now() + 10000;
+  while (Date.now() < end) {
+    const r = await fetch(`${base}/`, { redirect: 'manual', headers: { accept: 'text/html' } });
+    if (r.status === 302) break;
+    await new Promise((r2) => setTimeout(r2, 100));
+  }
+  return {
+    base,
+    issuer,
+    dir,
+    stop() {
+      for (const c of children) c.kill('SIGKILL');
+    },
+  };
+}
