@@ -40,11 +40,20 @@ function moduleDir() {
   return dir;
 }
 
+/**
+ * With OIDC_ISSUER set (Keycloak in CI), that IdP is used with OIDC_CLIENT_ID /
+ * OIDC_CLIENT_SECRET and Envoy listens on E2E_LISTEN_PORT (the registered redirect URI);
+ * otherwise the local oidc-provider is started on free ports.
+ */
 export async function startStack() {
   const dir = mkdtempSync(join(tmpdir(), 'oidc-e2e-'));
-  const [listen, app, idpPort] = [await freePort(), await freePort(), await freePort()];
+  const external = process.env.OIDC_ISSUER;
+  const listen = external ? Number(process.env.E2E_LISTEN_PORT || 10000) : await freePort();
+  const [app, idpPort] = [await freePort(), await freePort()];
   const base = `http://127.0.0.1:${listen}`;
-  const issuer = `http://127.0.0.1:${idpPort}`;
+  const issuer = external || `http://127.0.0.1:${idpPort}`;
+  const clientId = external ? process.env.OIDC_CLIENT_ID : 'e2e';
+  const clientSecret = external ? process.env.OIDC_CLIENT_SECRET : 'e2e-secret';
   const children = [];
   const run = (cmd, args, env, name) => {
     const out = openSync(join(dir, `${name}.log`), 'w');
@@ -52,28 +61,30 @@ export async function startStack() {
     children.push(child);
     return child;
   };
-  run(process.execPath, [join(root, 'e2e/idp/server.mjs')], {
-    IDP_PORT: String(idpPort),
-    IDP_CLIENTS: JSON.stringify([{
-      client_id: 'e2e',
-      client_secret: 'e2e-secret',
-      redirect_uri: `${base}/oauth2/callback`,
-      post_logout_redirect_uri: `${base}/`,
-      backchannel_logout_uri: `${base}/oauth2/backchannel_logout`,
-    }]),
-  }, 'idp');
+  if (!external) {
+    run(process.execPath, [join(root, 'e2e/idp/server.mjs')], {
+      IDP_PORT: String(idpPort),
+      IDP_CLIENTS: JSON.stringify([{
+        client_id: clientId,
+        client_secret: clientSecret,
+        redirect_uri: `${base}/oauth2/callback`,
+        post_logout_redirect_uri: `${base}/`,
+        backchannel_logout_uri: `${base}/oauth2/backchannel_logout`,
+      }]),
+    }, 'idp');
+  }
   run('python3', [join(root, 'e2e/echo/server.py'), String(app)], {}, 'echo');
   await waitFor(`${issuer}/.well-known/openid-configuration`);
   const filterConfig = JSON.stringify({
     issuer,
-    client_id: 'e2e',
-    client_secret: { inline: 'e2e-secret' },
+    client_id: clientId,
+    client_secret: { inline: clientSecret },
     redirect_uri: `${base}/oauth2/callback`,
     scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
     session: { keys: [{ inline: 'ZTJlLWJyb3dzZXItdGVzdC1rZXktMzItYnl0ZXMhISE' }], store: { memory: {} } },
-    // oidc-provider takes POST logouts only with SameSite=None (HTTPS) cookies; this
-    // plain-HTTP loopback stack therefore sends id_token_hint by GET.
-    logout: { post_logout_redirect_uri: `${base}/`, end_session_method: 'get' },
+    // oidc-provider takes POST logouts only with SameSite=None (HTTPS) cookies; on this
+    // plain-HTTP loopback stack it gets id_token_hint by GET. Keycloak takes the POST.
+    logout: { post_logout_redirect_uri: `${base}/`, end_session_method: external ? 'post' : 'get' },
   });
   const yaml = readFileSync(join(root, 'configs/envoy-demo.yaml'), 'utf8')
     .replaceAll('${ADMIN_PORT}', '0')
