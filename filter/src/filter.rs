@@ -136,7 +136,8 @@ impl OidcFilter {
         self.strip_identity_headers(s);
         let session_cookie = self.take_session_cookie(s);
         let route = self.route(s).cloned().unwrap_or_default();
-        if route.disabled || self.gw.settings.pass_through.matches(&method, &path::normalize(bare)) {
+        let pass = &self.gw.settings.pass_through;
+        if route.disabled || (!pass.is_empty() && pass.matches(&method, &path::normalize(bare))) {
             return HeadersStatus::Continue;
         }
 

@@ -426,6 +426,11 @@ struct Rule {
 }
 
 impl PassThrough {
+    /// True when no rule is configured (the common case: skip normalising the path).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// Whether a request (method, normalised path without query) passes unauthenticated.
     pub fn matches(&self, method: &str, path: &str) -> bool {
         self.rules.iter().any(|r| {
@@ -815,5 +820,87 @@ impl RouteSettings {
     /// Parses the per-route JSON.
     pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
         serde_json::from_slice(json).map_err(|e| err("per_route", e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "issuer": "https://idp.example",
+            "client_id": "c",
+            "client_secret": {"inline": "s"},
+            "redirect_uri": "https://app.example/oauth2/callback",
+            "session": {"keys": [{"inline": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}
+        })
+    }
+
+    fn parse(v: serde_json::Value) -> Result<Settings, ConfigError> {
+        Settings::parse(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn minimal_config_gets_secure_defaults() {
+        let s = parse(base()).expect("valid");
+        assert_eq!(s.cookie.name, "__Host-oidc_session");
+        assert!(s.cookie.secure);
+        assert_eq!(s.cookie.same_site, SameSite::Lax);
+        assert_eq!(s.paths.callback, "/oauth2/callback");
+        assert_eq!(s.provider.scopes[0], "openid");
+        assert!(s.pass_through.is_empty());
+    }
+
+    fn field_of(v: serde_json::Value) -> String {
+        match parse(v) {
+            Err(e) => e.field,
+            Ok(_) => "accepted".into(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut v = base();
+        v["session"]["keys"] =
+            serde_json::json!([{"inline": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}, {"inline": "c2hvcnQ"}]);
+        assert_eq!(field_of(v), "session.keys[1]");
+        let mut v = base();
+        v["cookie"] = serde_json::json!({"secure": false});
+        assert_eq!(field_of(v), "cookie.secure", "__Host- needs Secure");
+        let mut v = base();
+        v["pass_through"] = serde_json::json!([{"path_regex": "("}]);
+        assert_eq!(field_of(v), "pass_through[0].path_regex");
+        let mut v = base();
+        v["headers"] = serde_json::json!({"user": "X Bad"});
+        assert_eq!(field_of(v), "headers.user");
+        let mut v = base();
+        v["client_secret"] = serde_json::json!({"env": "SURELY_NOT_SET_ANYWHERE_42"});
+        assert_eq!(field_of(v), "client_secret");
+        let mut v = base();
+        v["session"]["store"] = serde_json::json!({"redis": {"url": {"inline": "http://nope"}}});
+        assert_eq!(field_of(v), "session.store.redis.url");
+        let mut v = base();
+        v["unknown_field"] = serde_json::json!(1);
+        assert_eq!(field_of(v), "config", "unknown fields are rejected");
+    }
+
+    #[test]
+    fn pass_through_matches_method_and_normalised_path_only() {
+        let mut v = base();
+        v["pass_through"] =
+            serde_json::json!([{"methods": ["GET"], "path_prefix": "/health"}, {"path_regex": "^/static/"}]);
+        let s = parse(v).expect("valid");
+        let p = &s.pass_through;
+        assert!(p.matches("GET", "/health"));
+        assert!(!p.matches("POST", "/health"));
+        assert!(p.matches("PUT", "/static/app.js"));
+        assert!(!p.matches("GET", "/private"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let shown = format!("{:?}", SecretSource::Inline("hunter2".into()));
+        assert!(!shown.contains("hunter2"));
     }
 }
