@@ -20,15 +20,10 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import LOAD_CPU, PROXY_CPU, ROOT, Envoy, free_port, listener_yaml, login, print_table, sh, wrk  # noqa: E402
+from benchlib import (  # noqa: E402
+    LOAD_CPU, PROXY_CPU, ROOT, Envoy, free_port, listener_yaml, login, module_filter, print_table, sh, wrk,
+)
 
-FILTER = """          - name: oidc
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
-              dynamic_module_config: {name: envoy_oidc, do_not_close: true}
-              filter_name: oidc
-              filter_config: {"@type": type.googleapis.com/google.protobuf.StringValue, value: 'CONFIG'}
-"""
 
 
 def main():
@@ -68,7 +63,7 @@ def main():
             procs.append(upstream)
             sides = {
                 "no filter": Envoy(envoy_bin, "plain", listener_yaml("", upstream.port, direct=False), work, PROXY_CPU),
-                "oidc filter": Envoy(envoy_bin, "oidc", listener_yaml(FILTER.replace("CONFIG", config), upstream.port,
+                "oidc filter": Envoy(envoy_bin, "oidc", listener_yaml(module_filter("envoy_oidc", "oidc", config), upstream.port,
                                                                       direct=False, listen_port=gw_port),
                                      work, PROXY_CPU),
             }

@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import LOAD_CPU, PROBE, PROXY_CPU, ROOT, Envoy, listener_yaml, print_table, sh, wrk  # noqa: E402
+from benchlib import LOAD_CPU, PROXY_CPU, ROOT, Envoy, listener_yaml, module_filter, print_table, sh, wrk  # noqa: E402
 
 
 def main():
@@ -33,10 +33,12 @@ def main():
         upstream = Envoy(envoy_bin, "upstream", listener_yaml("", 1, direct=True), work, LOAD_CPU)
         sides = {
             "no filter": Envoy(envoy_bin, "plain", listener_yaml("", upstream.port, direct=False), work, PROXY_CPU),
-            "module no-op": Envoy(envoy_bin, "noop", listener_yaml(PROBE.replace("CONFIG", '{"passthrough":true}'),
-                                                                   upstream.port, direct=False), work, PROXY_CPU),
-            "test module": Envoy(envoy_bin, "module", listener_yaml(PROBE.replace("CONFIG", "{}"), upstream.port,
-                                                                  direct=False), work, PROXY_CPU),
+            "module no-op": Envoy(envoy_bin, "noop",
+                                  listener_yaml(module_filter("test_module", "probe", '{"passthrough":true}'),
+                                                upstream.port, direct=False), work, PROXY_CPU),
+            "test module": Envoy(envoy_bin, "module",
+                                 listener_yaml(module_filter("test_module", "probe", "{}"), upstream.port, direct=False),
+                                 work, PROXY_CPU),
         }
         try:
             for e in sides.values():  # warm-up: connections, caches

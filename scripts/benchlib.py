@@ -44,12 +44,14 @@ static_resources:
 """
 
 
-PROBE = """          - name: probe
+def module_filter(lib, filter_name, config):
+    """The `http_filters` entry loading dynamic module `lib` with a JSON config."""
+    return f"""          - name: {filter_name}
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
-              dynamic_module_config: {name: test_module, do_not_close: true}
-              filter_name: probe
-              filter_config: {"@type": type.googleapis.com/google.protobuf.StringValue, value: 'CONFIG'}
+              dynamic_module_config: {{name: {lib}, do_not_close: true}}
+              filter_name: {filter_name}
+              filter_config: {{"@type": type.googleapis.com/google.protobuf.StringValue, value: '{config}'}}
 """
 
 

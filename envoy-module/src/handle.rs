@@ -75,6 +75,24 @@ impl EnvoyStream {
     }
 }
 
+/// `http_set_header` or `http_add_header`: same signature, different semantics.
+type HeaderWrite = unsafe extern "C" fn(abi::FilterEnvoyPtr, abi::HeaderType, ModuleBuffer, ModuleBuffer) -> bool;
+
+impl EnvoyStream {
+    fn write_header(&mut self, write: HeaderWrite, kind: HeaderKind, name: &str, value: ModuleBuffer) {
+        // Safety: live filter pointer of the running hook (see `new`); `name` and the bytes
+        // behind `value` outlive the call, and Envoy copies them during it.
+        unsafe {
+            write(
+                self.ptr,
+                header_type(kind),
+                ModuleBuffer::from_slice(name.as_bytes()),
+                value,
+            );
+        }
+    }
+}
+
 impl HttpStream for EnvoyStream {
     fn header(&self, kind: HeaderKind, name: &str) -> Option<&[u8]> {
         self.header_at(kind, name, 0, None)
@@ -135,39 +153,31 @@ impl HttpStream for EnvoyStream {
     }
 
     fn set_header(&mut self, kind: HeaderKind, name: &str, value: &[u8]) {
-        // Safety: live filter pointer; Envoy copies both buffers during the call.
-        unsafe {
-            abi::envoy_dynamic_module_callback_http_set_header(
-                self.ptr,
-                header_type(kind),
-                ModuleBuffer::from_slice(name.as_bytes()),
-                ModuleBuffer::from_slice(value),
-            );
-        }
+        self.write_header(
+            abi::envoy_dynamic_module_callback_http_set_header,
+            kind,
+            name,
+            ModuleBuffer::from_slice(value),
+        );
     }
 
     fn add_header(&mut self, kind: HeaderKind, name: &str, value: &[u8]) {
-        // Safety: live filter pointer; Envoy copies both buffers during the call.
-        unsafe {
-            abi::envoy_dynamic_module_callback_http_add_header(
-                self.ptr,
-                header_type(kind),
-                ModuleBuffer::from_slice(name.as_bytes()),
-                ModuleBuffer::from_slice(value),
-            );
-        }
+        self.write_header(
+            abi::envoy_dynamic_module_callback_http_add_header,
+            kind,
+            name,
+            ModuleBuffer::from_slice(value),
+        );
     }
 
     fn remove_header(&mut self, kind: HeaderKind, name: &str) {
-        // Safety: live filter pointer; a null value is the ABI's way to remove a header.
-        unsafe {
-            abi::envoy_dynamic_module_callback_http_set_header(
-                self.ptr,
-                header_type(kind),
-                ModuleBuffer::from_slice(name.as_bytes()),
-                ModuleBuffer::null(),
-            );
-        }
+        // A null value is the ABI's way to remove every value of a header.
+        self.write_header(
+            abi::envoy_dynamic_module_callback_http_set_header,
+            kind,
+            name,
+            ModuleBuffer::null(),
+        );
     }
 
     fn request_body(&self) -> Vec<u8> {

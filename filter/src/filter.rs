@@ -77,8 +77,19 @@ impl OidcFilter {
         HeadersStatus::StopIteration
     }
 
+    /// Removes every incoming copy of the headers we inject. One snapshot of the request
+    /// headers finds them (usually none), instead of a removal call per header name.
     fn strip_identity_headers(&self, s: &mut dyn HttpStream) {
-        for h in self.gw.settings.headers.all() {
+        let present: Vec<&str> = {
+            let headers = s.headers(HeaderKind::Request);
+            self.gw
+                .settings
+                .headers
+                .all()
+                .filter(|h| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(h.as_bytes())))
+                .collect()
+        };
+        for h in present {
             s.remove_header(HeaderKind::Request, h);
         }
     }

@@ -175,27 +175,7 @@ async fn overload_past_the_bound_gives_a_fast_503() {
 fn invalid_config_is_rejected_with_the_module_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("bad.yaml");
-    let yaml = r#"
-static_resources:
-  listeners:
-  - address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: "/"}, direct_response: {status: 200}}]}]}
-          http_filters:
-          - name: probe
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
-              dynamic_module_config: {name: test_module, do_not_close: true}
-              filter_name: probe
-              filter_config: {"@type": type.googleapis.com/google.protobuf.StringValue, value: '{"deadline_ms": "soon", "bogus": 1}'}
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-"#;
+    let yaml = support::static_bootstrap(r#"{"deadline_ms": "soon", "bogus": 1}"#, 1);
     std::fs::write(&cfg, yaml).expect("write");
     let out = std::process::Command::new(support::envoy_bin())
         .args(["--mode", "validate", "-c"])

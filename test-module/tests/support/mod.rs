@@ -26,10 +26,7 @@ pub async fn start(filter_config: &str, upstream_port: u16, listeners: Listeners
         let lds_dir = dir.join("lds");
         std::fs::create_dir_all(&lds_dir).expect("lds dir");
         let (static_listeners, dynamic) = match listeners {
-            Listeners::Static => {
-                let indented: String = listener_yaml(filter_config).lines().map(|l| format!("  {l}\n")).collect();
-                (format!("  listeners:{indented}"), String::new())
-            }
+            Listeners::Static => (static_listeners(filter_config), String::new()),
             Listeners::File => {
                 write_lds(&lds_dir, filter_config);
                 (
@@ -48,6 +45,24 @@ pub async fn start(filter_config: &str, upstream_port: u16, listeners: Listeners
         )
     })
     .await
+}
+
+/// The bootstrap's `listeners:` block with the probe filter configured by `filter_config`.
+fn static_listeners(filter_config: &str) -> String {
+    let indented: String = listener_yaml(filter_config)
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    format!("  listeners:{indented}")
+}
+
+/// A bootstrap with static listeners, for `envoy --mode validate`.
+pub fn static_bootstrap(filter_config: &str, upstream_port: u16) -> String {
+    format!(
+        "static_resources:\n{}{}",
+        static_listeners(filter_config),
+        cluster_yaml(upstream_port)
+    )
 }
 
 /// Swaps the LDS file (atomic rename) to a listener with a new filter config.
