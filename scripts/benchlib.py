@@ -187,3 +187,19 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def fixed_rate(envoy, rate, seconds, headers=(), workers=8):
+    """Open-loop load at `rate` req/s (hey -q), below saturation, so both sides of a
+    comparison do the same work per second: returns (proxy CPU us per request, p50 ms, p99 ms)."""
+    cpu_before = envoy.cpu_seconds()
+    header_args = [a for h in headers for a in ("-H", h)]
+    out = subprocess.run(["taskset", "-c", LOAD_CPU, "hey", "-disable-redirects", "-z", f"{seconds}s",
+                          "-c", str(workers), "-q", str(max(1, rate // workers)), *header_args,
+                          f"http://127.0.0.1:{envoy.port}/"], check=True, capture_output=True, text=True).stdout
+    cpu = envoy.cpu_seconds() - cpu_before
+    codes = dict((int(c), int(n)) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out))
+    if set(codes) - {200}:
+        sys.exit(f"hey saw non-200 responses: {codes}")
+    lat = dict(re.findall(r"\s(50|99)%% in ([\d.]+) secs".replace("%%", "%"), out))
+    return cpu / max(1, codes.get(200, 0)) * 1e6, float(lat["50"]) * 1000, float(lat["99"]) * 1000

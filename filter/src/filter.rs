@@ -20,8 +20,6 @@ use crate::session::identity;
 
 /// Largest back-channel logout body accepted.
 const MAX_LOGOUT_BODY: usize = 64 * 1024;
-/// Dynamic-metadata namespace (access logs: `%DYNAMIC_METADATA(oidc:user)%`).
-const METADATA_NS: &str = "oidc";
 
 /// What an async task reports back to the worker.
 #[derive(Default)]
@@ -229,7 +227,7 @@ impl OidcFilter {
         for (h, v) in identity::for_session(&self.gw.settings, session) {
             s.set_header(HeaderKind::Request, &h, v.as_bytes());
         }
-        s.set_metadata(METADATA_NS, "user", &session.subject);
+        self.gw.settings.access_log_user.record(s, &session.subject);
         HeadersStatus::Continue
     }
 
@@ -246,10 +244,10 @@ impl OidcFilter {
         self.spawn(s, async move {
             let now = session_store::unix_now();
             let mut metrics = Vec::new();
-            let loaded = if cached {
-                Ok(gw.sessions.cache().get(&ticket.store_key()))
-            } else {
-                gw.sessions.load(&ticket, now).await
+            // A cached session may have left the cache since the check: then read the store.
+            let loaded = match gw.sessions.cache().get(&ticket.store_key()).filter(|_| cached) {
+                Some(s) => Ok(Some(s)),
+                None => gw.sessions.load(&ticket, now).await,
             };
             let mut session = match loaded {
                 Ok(s) => s,
@@ -355,7 +353,7 @@ impl OidcFilter {
                         s.set_header(HeaderKind::Request, &h, v.as_bytes());
                     }
                     if let Some(sub) = claims.get("sub").and_then(|v| v.as_str()) {
-                        s.set_metadata(METADATA_NS, "user", sub);
+                        gw.settings.access_log_user.record(s, sub);
                     }
                     return HeadersStatus::Continue;
                 }
@@ -701,7 +699,7 @@ impl HttpFilter for OidcFilter {
                 self.record(s, m);
             }
             if let Some(user) = report.user {
-                s.set_metadata(METADATA_NS, "user", &user);
+                self.gw.settings.access_log_user.record(s, &user);
             }
         }
     }

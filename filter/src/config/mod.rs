@@ -66,6 +66,35 @@ struct Raw {
     provider: RawProvider,
     #[serde(default = "default_max_in_flight")]
     max_in_flight: usize,
+    #[serde(default)]
+    access_log_user: AccessLogUser,
+}
+
+/// Where the signed-in user is recorded for access logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogUser {
+    /// Dynamic metadata `oidc:user` (`%DYNAMIC_METADATA(oidc:user)%`). Envoy merges a
+    /// protobuf Struct per request: the costliest call on the hot path.
+    #[default]
+    DynamicMetadata,
+    /// Filter state `oidc.user` (`%FILTER_STATE(oidc.user:PLAIN)%`): far cheaper.
+    FilterState,
+    /// Not recorded.
+    None,
+}
+
+impl AccessLogUser {
+    /// Records `user` on the stream as configured.
+    pub fn record(self, s: &mut dyn envoy_module::HttpStream, user: &str) {
+        match self {
+            AccessLogUser::DynamicMetadata => s.set_metadata("oidc", "user", user),
+            AccessLogUser::FilterState => {
+                s.set_filter_state("oidc.user", user.as_bytes());
+            }
+            AccessLogUser::None => {}
+        }
+    }
 }
 
 fn default_scopes() -> Vec<String> {
@@ -551,6 +580,8 @@ pub struct Settings {
     pub refresh: RefreshSettings,
     /// In-flight bound of async work.
     pub max_in_flight: usize,
+    /// Where the user goes for access logs.
+    pub access_log_user: AccessLogUser,
 }
 
 fn header_name(field: &str, v: &str) -> Result<String, ConfigError> {
@@ -802,6 +833,7 @@ impl Settings {
                 lock_ttl: Duration::from_millis(raw.refresh.lock_ttl_ms.max(100)),
             },
             max_in_flight: raw.max_in_flight,
+            access_log_user: raw.access_log_user,
         })
     }
 }
@@ -896,6 +928,25 @@ mod tests {
         assert!(!p.matches("POST", "/health"));
         assert!(p.matches("PUT", "/static/app.js"));
         assert!(!p.matches("GET", "/private"));
+    }
+
+    #[test]
+    fn access_log_user_goes_where_configured() {
+        use envoy_module::testing::FakeStream;
+        use envoy_module::HttpStream;
+        let mut s = FakeStream::default();
+        AccessLogUser::DynamicMetadata.record(&mut s, "alice");
+        assert_eq!(s.metadata("oidc", "user"), Some(&b"alice"[..]));
+        let mut s = FakeStream::default();
+        AccessLogUser::FilterState.record(&mut s, "alice");
+        assert_eq!(s.filter_state("oidc.user"), Some(&b"alice"[..]));
+        assert!(s.metadata.is_empty());
+        let mut s = FakeStream::default();
+        AccessLogUser::None.record(&mut s, "alice");
+        assert!(s.metadata.is_empty() && s.filter_state.is_empty());
+        let mut v = base();
+        v["access_log_user"] = serde_json::json!("filter_state");
+        assert_eq!(parse(v).expect("valid").access_log_user, AccessLogUser::FilterState);
     }
 
     #[test]
