@@ -11,12 +11,15 @@ with the ratio. Usage: scripts/bench_overhead.py [--seconds 5] [--rounds 3] [--c
 """
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import LOAD_CPU, PROXY_CPU, ROOT, Envoy, listener_yaml, module_filter, print_table, sh, wrk  # noqa: E402
+from benchlib import (  # noqa: E402
+    LOAD_CPU, PROXY_CPU, ROOT, Envoy, fixed_rate, listener_yaml, module_filter, print_table, sh, wrk,
+)
 
 
 def main():
@@ -24,6 +27,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--rate", type=int, default=2000, help="req/s of the fixed-rate phase (below saturation)")
     args = ap.parse_args()
 
     envoy_bin = sh("source scripts/tools.sh && ensure_apt wrk && ensure_envoy >&2 && echo $ENVOY_BIN").strip()
@@ -44,9 +48,12 @@ def main():
             for e in sides.values():  # warm-up: connections, caches
                 wrk(e, 1, args.connections)
             results = {name: [] for name in sides}
+            steady = {name: [] for name in sides}
             for _ in range(args.rounds):
                 for name, e in sides.items():
                     results[name].append(wrk(e, args.seconds, args.connections))
+                for name, e in sides.items():
+                    steady[name].append(fixed_rate(e, args.rate, args.seconds))
         finally:
             for e in [upstream, *sides.values()]:
                 e.stop()
@@ -58,10 +65,16 @@ def main():
     print(f"throughput ratio (module / no filter): {ratio:.3f}  (target >= 0.95)")
     print(f"CPU-efficiency ratio (no-filter CPU per request / module CPU per request): {cpu_ratio:.3f}"
           f" = the throughput share a CPU-bound proxy would keep")
-    plumbing = med["module no-op"][3] - med["no filter"][3]
-    ours = med["test module"][3] - med["module no-op"][3]
-    print(f"of the module's extra CPU per request: {plumbing:.1f} us is Envoy calling a module that does nothing, "
-          f"{ours:.1f} us the header read + write")
+    print(f"\nFixed rate {args.rate} req/s (open loop, hey), {args.rounds} alternating rounds; medians:")
+    fixed = {n: [statistics.median(r[i] for r in runs) for i in range(3)] for n, runs in steady.items()}
+    print(f"{'':16}{'CPU us/req':>12}{'p50 ms':>10}{'p99 ms':>10}")
+    for n, m in fixed.items():
+        print(f"{n:16}{m[0]:>12.1f}{m[1]:>10.3f}{m[2]:>10.3f}")
+    plumbing = fixed["module no-op"][0] - fixed["no filter"][0]
+    ours = fixed["test module"][0] - fixed["module no-op"][0]
+    print(f"of the module's extra CPU per request: {plumbing:+.1f} us is Envoy calling a module that does nothing, "
+          f"{ours:+.1f} us the header read + write; CPU-efficiency ratio "
+          f"{fixed['no filter'][0] / fixed['test module'][0]:.3f}")
 
 
 if __name__ == "__main__":
