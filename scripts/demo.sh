@@ -29,7 +29,8 @@ cleanup() {
   wait 2>/dev/null || true
   echo "demo stopped" >&2
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 if [ -z "${OIDC_ISSUER:-}" ]; then
   OIDC_ISSUER="http://127.0.0.1:$IDP_PORT"
