@@ -12,39 +12,6 @@ pub struct Gauge(pub(crate) usize);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Histogram(pub(crate) usize);
 
-impl Counter {
-    /// A handle for fakes in unit tests; inside Envoy only the config context makes them.
-    pub fn for_tests(id: usize) -> Self {
-        Self(id)
-    }
-    /// The opaque id (for fakes to tell metrics apart).
-    pub fn id(self) -> usize {
-        self.0
-    }
-}
-
-impl Gauge {
-    /// A handle for fakes in unit tests.
-    pub fn for_tests(id: usize) -> Self {
-        Self(id)
-    }
-    /// The opaque id.
-    pub fn id(self) -> usize {
-        self.0
-    }
-}
-
-impl Histogram {
-    /// A handle for fakes in unit tests.
-    pub fn for_tests(id: usize) -> Self {
-        Self(id)
-    }
-    /// The opaque id.
-    pub fn id(self) -> usize {
-        self.0
-    }
-}
-
 /// Why Envoy refused to define or update a metric.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("envoy refused metric {name:?}: result code {code}")]

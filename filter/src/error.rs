@@ -9,6 +9,9 @@ pub enum IdpError {
     /// The IdP could not be reached.
     #[error("identity provider unreachable: {0}")]
     Unreachable(#[source] openidconnect::reqwest::Error),
+    /// The request to the IdP could not be made (I/O, malformed request).
+    #[error("identity provider request failed: {0}")]
+    Request(#[source] openidconnect::HttpClientError<openidconnect::reqwest::Error>),
     /// The IdP did not answer in time.
     #[error("identity provider timed out")]
     Timeout,
@@ -32,6 +35,14 @@ impl IdpError {
             IdpError::Timeout
         } else {
             IdpError::Unreachable(e)
+        }
+    }
+
+    /// Classifies a failed token-endpoint call by its typed cause.
+    pub(crate) fn from_http_client(e: openidconnect::HttpClientError<openidconnect::reqwest::Error>) -> Self {
+        match e {
+            openidconnect::HttpClientError::Reqwest(inner) => IdpError::from_reqwest(*inner),
+            other => IdpError::Request(other),
         }
     }
 

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::free_port;
+use crate::{free_port, wait_for_port};
 
 /// A running `redis-server`.
 pub struct RedisServer {
@@ -176,11 +176,10 @@ impl RedisServer {
         }
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         self.child = Some(cmd.spawn().expect("start redis-server"));
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(10)),
+            "redis-server did not start"
+        );
     }
 
     /// Kills the server (losing all data, as a crash would) and starts it again.

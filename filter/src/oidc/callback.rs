@@ -11,7 +11,7 @@ use session_store::{AccessToken, IdToken, RefreshToken, Session, Tokens};
 use subtle::ConstantTimeEq;
 
 use crate::authz;
-use crate::error::CallbackError;
+use crate::error::{CallbackError, IdpError};
 use crate::gateway::Gateway;
 use crate::http::{cookies, query_param};
 use crate::oidc::claims;
@@ -109,7 +109,7 @@ async fn exchange_and_validate(
         .await
         .map_err(|e| match e {
             RequestTokenError::ServerResponse(r) => CallbackError::CodeRejected(r.error().to_string()),
-            RequestTokenError::Request(inner) => CallbackError::Idp(idp_from_http(inner.to_string())),
+            RequestTokenError::Request(inner) => CallbackError::Idp(IdpError::from_http_client(inner)),
             other => CallbackError::CodeRejected(other.to_string()),
         })?;
     let id_token = token.id_token().ok_or(CallbackError::NoIdToken)?;
@@ -176,14 +176,14 @@ async fn fetch_userinfo(
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| CallbackError::Idp(crate::error::IdpError::from_reqwest(e)))?;
+        .map_err(|e| CallbackError::Idp(IdpError::from_reqwest(e)))?;
     if !resp.status().is_success() {
         return Err(CallbackError::UserInfo(format!("HTTP {}", resp.status().as_u16())));
     }
     let bytes = resp
         .bytes()
         .await
-        .map_err(|e| CallbackError::Idp(crate::error::IdpError::from_reqwest(e)))?;
+        .map_err(|e| CallbackError::Idp(IdpError::from_reqwest(e)))?;
     let info: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&bytes).map_err(|e| CallbackError::UserInfo(e.to_string()))?;
     // OIDC Core 5.3.2: the userinfo `sub` MUST match the ID token's (token substitution).
@@ -191,13 +191,4 @@ async fn fetch_userinfo(
         return Err(CallbackError::UserInfo("sub differs from the ID token".into()));
     }
     Ok(info)
-}
-
-fn idp_from_http(msg: String) -> crate::error::IdpError {
-    if msg.contains("timed out") || msg.contains("timeout") {
-        crate::error::IdpError::Timeout
-    } else {
-        tracing::warn!(error = %msg, "token endpoint unreachable");
-        crate::error::IdpError::Status(0)
-    }
 }

@@ -53,22 +53,17 @@ pub async fn refresh(gw: &Arc<Gateway>, ticket: &OpenedTicket) -> (Option<Arc<Se
     let entry = gw
         .refreshing
         .entry(key)
-        .or_try_insert_with(async move { refresh_across_replicas(&gw2, &t).await.map(Arc::new) })
+        .or_insert_with(async move { Arc::new(refresh_across_replicas(&gw2, &t).await) })
         .await;
-    match entry {
-        Ok(e) => {
-            let fresh = e.is_fresh();
-            let (session, outcome) = e.into_value().as_ref().clone();
-            (session, if fresh { outcome } else { RefreshOutcome::Shared })
-        }
-        Err(_) => (None, RefreshOutcome::Failed),
-    }
+    let fresh = entry.is_fresh();
+    let (session, outcome) = entry.into_value().as_ref().clone();
+    (session, if fresh { outcome } else { RefreshOutcome::Shared })
 }
 
 /// A refresh result as shared between coalesced callers.
 pub type Shared = (Option<Arc<Session>>, RefreshOutcome);
 
-async fn refresh_across_replicas(gw: &Gateway, t: &OpenedTicket) -> Result<Shared, std::convert::Infallible> {
+async fn refresh_across_replicas(gw: &Gateway, t: &OpenedTicket) -> Shared {
     let deadline = Instant::now() + gw.settings.refresh.lock_ttl;
     loop {
         let now = session_store::unix_now();
@@ -78,23 +73,21 @@ async fn refresh_across_replicas(gw: &Gateway, t: &OpenedTicket) -> Result<Share
                 if let Err(e) = gw.sessions.unlock(t, &lock).await {
                     tracing::warn!(error = %e, "refresh lock release failed (it expires by itself)");
                 }
-                return Ok(result);
+                return result;
             }
             Ok(None) => {
                 // Another replica holds the lock: wait for its result in the store.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 match gw.sessions.load(t, session_store::unix_now()).await {
-                    Ok(Some(s)) if !due(gw, &s, session_store::unix_now()) => {
-                        return Ok((Some(s), RefreshOutcome::Shared))
-                    }
-                    Ok(None) => return Ok((None, RefreshOutcome::Ended)),
-                    _ if Instant::now() > deadline => return Ok((None, RefreshOutcome::Failed)),
+                    Ok(Some(s)) if !due(gw, &s, session_store::unix_now()) => return (Some(s), RefreshOutcome::Shared),
+                    Ok(None) => return (None, RefreshOutcome::Ended),
+                    _ if Instant::now() > deadline => return (None, RefreshOutcome::Failed),
                     _ => continue,
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "refresh lock unavailable");
-                return Ok((None, RefreshOutcome::Failed));
+                return (None, RefreshOutcome::Failed);
             }
         }
     }
