@@ -97,13 +97,8 @@ impl OidcFilter {
         let c = &self.gw.settings.cookie;
         let (value, rewritten) = {
             let lines = s.header_values(HeaderKind::Request, "cookie");
-            if !cookies::has_ours(&lines, c) {
-                return None;
-            }
-            (
-                cookies::find(&lines, &c.name).map(str::to_owned),
-                cookies::without_ours(&lines, c),
-            )
+            let split = cookies::split_ours(&lines, c)?;
+            (split.session.map(str::to_owned), split.rest)
         };
         match rewritten {
             Some(v) => s.set_header(HeaderKind::Request, "cookie", v.as_bytes()),

@@ -17,19 +17,40 @@ pub fn find<'a>(lines: &[&'a [u8]], name: &str) -> Option<&'a str> {
     pairs(lines).find(|(n, _)| *n == name).map(|(_, v)| v)
 }
 
-/// The cookie header for the upstream with our own cookies (session and flow) removed;
-/// `None` when nothing would be left.
-pub fn without_ours(lines: &[&[u8]], settings: &CookieSettings) -> Option<String> {
-    let kept: Vec<String> = pairs(lines)
-        .filter(|(n, _)| *n != settings.name && !n.starts_with(&settings.flow_prefix))
-        .map(|(n, v)| format!("{n}={v}"))
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
+/// Our cookies separated from the rest, in one pass over the header lines.
+pub struct Split<'a> {
+    /// The session cookie's value, if sent.
+    pub session: Option<&'a str>,
+    /// The cookie header for the upstream without our cookies (session and flow);
+    /// `None` when nothing would be left.
+    pub rest: Option<String>,
 }
 
-/// True if any of our cookies is present (so the header needs rewriting).
-pub fn has_ours(lines: &[&[u8]], settings: &CookieSettings) -> bool {
-    pairs(lines).any(|(n, _)| n == settings.name || n.starts_with(&settings.flow_prefix))
+/// Splits our cookies from the others; `None` when none of ours is present (the header
+/// then needs no rewriting).
+pub fn split_ours<'a>(lines: &[&'a [u8]], settings: &CookieSettings) -> Option<Split<'a>> {
+    let mut session = None;
+    let mut ours = false;
+    let mut rest: Vec<(&str, &str)> = Vec::new();
+    for (n, v) in pairs(lines) {
+        if n == settings.name {
+            ours = true;
+            session.get_or_insert(v);
+        } else if n.starts_with(&settings.flow_prefix) {
+            ours = true;
+        } else {
+            rest.push((n, v));
+        }
+    }
+    ours.then(|| Split {
+        session,
+        rest: (!rest.is_empty()).then(|| {
+            rest.iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }),
+    })
 }
 
 /// A `Set-Cookie` value: HttpOnly, Path=/, no Domain (`__Host-` rules), with `max_age`
@@ -66,10 +87,16 @@ mod tests {
     #[test]
     fn strips_only_our_cookies() {
         let lines: [&[u8]; 2] = [b"a=1; __Host-oidc_session=abc; __Host-oidc_flow_x1=f", b"theme=dark"];
-        assert!(has_ours(&lines, &settings()));
-        assert_eq!(without_ours(&lines, &settings()).as_deref(), Some("a=1; theme=dark"));
+        let split = split_ours(&lines, &settings()).expect("ours present");
+        assert_eq!(split.session, Some("abc"));
+        assert_eq!(split.rest.as_deref(), Some("a=1; theme=dark"));
         let only: [&[u8]; 1] = [b"__Host-oidc_session=abc"];
-        assert_eq!(without_ours(&only, &settings()), None);
+        assert_eq!(split_ours(&only, &settings()).expect("ours").rest, None);
+        let flow_only: [&[u8]; 1] = [b"__Host-oidc_flow_x1=f; a=1"];
+        let split = split_ours(&flow_only, &settings()).expect("a flow cookie is ours too");
+        assert_eq!((split.session, split.rest.as_deref()), (None, Some("a=1")));
+        let theirs: [&[u8]; 1] = [b"a=1; theme=dark"];
+        assert!(split_ours(&theirs, &settings()).is_none(), "nothing to rewrite");
     }
 
     #[test]
