@@ -135,33 +135,50 @@ def print_table(results, title):
     return med
 
 
-def login(start_url, user):
-    """Logs `user` in through the test IdP's form; returns the cookies set on Envoy's origin."""
+def http_request(url, method="GET", body=None, headers=None, resolve=None):
+    """One request, no redirect following: (status, lower-case headers, body text, raw
+    Set-Cookie values). `resolve` maps host names to the address to connect to (like
+    curl --resolve), so a test can use real-looking host names on loopback."""
     import http.client
+    import urllib.parse
+
+    u = urllib.parse.urlsplit(url)
+    headers = dict(headers or {})
+    headers.setdefault("host", u.netloc)
+    c = http.client.HTTPConnection((resolve or {}).get(u.hostname, u.hostname), u.port, timeout=10)
+    try:
+        c.request(method, u.path + ("?" + u.query if u.query else ""), body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read().decode(errors="replace")
+        cookies = [v for k, v in r.getheaders() if k.lower() == "set-cookie"]
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data, cookies
+    finally:
+        c.close()
+
+
+def login(start_url, user, resolve=None):
+    """Logs `user` in through the test IdP's form; returns the cookies set on the start
+    URL's origin. Cookies are kept per host and port; `resolve` as in http_request."""
     import urllib.parse
 
     jars = {}
 
     def request(url, method="GET", body=None):
         u = urllib.parse.urlsplit(url)
-        jar = jars.setdefault(u.port, {})
+        jar = jars.setdefault((u.hostname, u.port), {})
         headers = {"accept": "text/html"}
         if jar:
             headers["cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
         if body is not None:
             headers["content-type"] = "application/x-www-form-urlencoded"
-        c = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
-        c.request(method, u.path + ("?" + u.query if u.query else ""), body=body, headers=headers)
-        r = c.getresponse()
-        data = r.read().decode(errors="replace")
-        for k, v in r.getheaders():
-            if k.lower() == "set-cookie":
-                name, value = v.split(";")[0].split("=", 1)
-                if "Max-Age=0" in v:
-                    jar.pop(name, None)
-                else:
-                    jar[name] = value
-        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+        status, resp_headers, data, cookies = http_request(url, method, body, headers, resolve)
+        for v in cookies:
+            name, value = v.split(";")[0].split("=", 1)
+            if "Max-Age=0" in v:
+                jar.pop(name, None)
+            else:
+                jar[name] = value
+        return status, resp_headers, data
 
     url, body, method = start_url, None, "GET"
     for _ in range(15):
@@ -178,7 +195,8 @@ def login(start_url, user):
             body, method = urllib.parse.urlencode(fields), "POST"
             continue
         break
-    return jars.get(urllib.parse.urlsplit(start_url).port, {})
+    start = urllib.parse.urlsplit(start_url)
+    return jars.get((start.hostname, start.port), {})
 
 
 def free_port():

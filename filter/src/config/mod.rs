@@ -44,6 +44,8 @@ struct Raw {
     #[serde(default = "default_scopes")]
     scopes: Vec<String>,
     #[serde(default)]
+    extra_authorize_params: BTreeMap<String, String>,
+    #[serde(default)]
     cookie: RawCookie,
     session: RawSession,
     #[serde(default)]
@@ -183,6 +185,10 @@ enum RawStore {
     },
     Redis {
         url: SecretSource,
+        #[serde(default)]
+        username: Option<SecretSource>,
+        #[serde(default)]
+        password: Option<SecretSource>,
         #[serde(default = "default_prefix")]
         prefix: String,
         #[serde(default)]
@@ -383,6 +389,8 @@ pub struct ProviderSettings {
     pub redirect_uri: Url,
     /// Scopes requested (always including `openid`).
     pub scopes: Vec<String>,
+    /// More authorization-request parameters (`prompt`, `audience`, `access_type`...).
+    pub extra_authorize_params: Vec<(String, String)>,
     /// Re-discovery period.
     pub refresh_interval: Duration,
     /// Least time between JWKS fetches triggered by unknown key ids.
@@ -595,6 +603,34 @@ fn header_name(field: &str, v: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// Parameters the filter sets itself; letting config override them would undo PKCE,
+/// state or nonce.
+const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
+    "client_id",
+    "response_type",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "response_mode",
+    "request",
+    "request_uri",
+];
+
+fn authorize_params(raw: BTreeMap<String, String>) -> Result<Vec<(String, String)>, ConfigError> {
+    raw.into_iter()
+        .map(|(k, v)| {
+            let field = format!("extra_authorize_params.{k}");
+            if k.is_empty() || RESERVED_AUTHORIZE_PARAMS.contains(&k.as_str()) {
+                return Err(err(field, "is set by the filter itself (use `scopes` for scope)"));
+            }
+            Ok((k, v))
+        })
+        .collect()
+}
+
 fn abs_path(field: &str, v: &str) -> Result<String, ConfigError> {
     if v.starts_with('/') && !v.starts_with("//") && !v.contains('?') {
         Ok(v.to_owned())
@@ -630,6 +666,7 @@ impl Settings {
         if !scopes.iter().any(|s| s == "openid") {
             scopes.insert(0, "openid".into());
         }
+        let extra_authorize_params = authorize_params(raw.extra_authorize_params)?;
 
         let paths = Paths {
             callback: redirect_uri.path().to_owned(),
@@ -691,16 +728,33 @@ impl Settings {
             RawStore::Memory { capacity } => StoreSettings::Memory { capacity },
             RawStore::Redis {
                 url,
+                username,
+                password,
                 prefix,
                 ca_file,
                 client_cert_file,
                 client_key_file,
             } => {
                 let url = url.load().map_err(|e| err("session.store.redis.url", e))?;
-                let parsed = Url::parse(&url).map_err(|e| err("session.store.redis.url", e.to_string()))?;
+                let mut parsed = Url::parse(&url).map_err(|e| err("session.store.redis.url", e.to_string()))?;
                 if !matches!(parsed.scheme(), "redis" | "rediss") {
                     return Err(err("session.store.redis.url", "must be redis:// or rediss://"));
                 }
+                // Credentials from their own sources are percent-encoded into the URL
+                // here, so a password with `@`, `:` or `/` needs no escaping by hand.
+                if let Some(user) = username {
+                    let user = user.load().map_err(|e| err("session.store.redis.username", e))?;
+                    parsed
+                        .set_username(&user)
+                        .map_err(|()| err("session.store.redis.username", "cannot be set on this URL"))?;
+                }
+                if let Some(password) = password {
+                    let password = password.load().map_err(|e| err("session.store.redis.password", e))?;
+                    parsed
+                        .set_password(Some(&password))
+                        .map_err(|()| err("session.store.redis.password", "cannot be set on this URL"))?;
+                }
+                let url = Zeroizing::new(String::from(parsed));
                 let tls = if ca_file.is_some() || client_cert_file.is_some() {
                     Some(session_store::RedisTls {
                         ca_pem: read_file("session.store.redis.ca_file", &ca_file)?,
@@ -790,6 +844,7 @@ impl Settings {
                 client_secret,
                 redirect_uri,
                 scopes,
+                extra_authorize_params,
                 refresh_interval: Duration::from_secs(raw.provider.refresh_interval_secs.max(10)),
                 jwks_min_refresh: Duration::from_secs(raw.provider.jwks_min_refresh_secs),
                 timeout: Duration::from_millis(t.idp_ms),
@@ -915,6 +970,45 @@ mod tests {
         let mut v = base();
         v["unknown_field"] = serde_json::json!(1);
         assert_eq!(field_of(v), "config", "unknown fields are rejected");
+    }
+
+    #[test]
+    fn extra_authorize_params_may_not_replace_the_flow_parameters() {
+        let mut v = base();
+        v["extra_authorize_params"] = serde_json::json!({"prompt": "select_account", "audience": "https://api"});
+        let s = parse(v).expect("valid");
+        assert_eq!(
+            s.provider.extra_authorize_params,
+            vec![
+                ("audience".into(), "https://api".into()),
+                ("prompt".into(), "select_account".into())
+            ]
+        );
+        for reserved in ["state", "nonce", "code_challenge", "redirect_uri", "scope", "client_id"] {
+            let mut v = base();
+            v["extra_authorize_params"] = serde_json::json!({reserved: "x"});
+            assert_eq!(field_of(v), format!("extra_authorize_params.{reserved}"));
+        }
+    }
+
+    #[test]
+    fn redis_credentials_from_their_own_sources_are_encoded_into_the_url() {
+        let mut v = base();
+        v["session"]["store"] = serde_json::json!({"redis": {
+            "url": {"inline": "redis://redis.example:6380/2"},
+            "username": {"inline": "gateway"},
+            "password": {"inline": "p@ss:w/rd#1"}
+        }});
+        let s = parse(v).expect("valid");
+        let StoreSettings::Redis(cfg) = &s.session.store else {
+            panic!("redis store expected")
+        };
+        assert_eq!(cfg.url, "redis://gateway:p%40ss%3Aw%2Frd%231@redis.example:6380/2");
+        let mut v = base();
+        v["session"]["store"] = serde_json::json!({"redis": {
+            "url": {"inline": "redis://redis.example"}, "password": {"env": "SURELY_NOT_SET_ANYWHERE_43"}
+        }});
+        assert_eq!(field_of(v), "session.store.redis.password");
     }
 
     #[test]

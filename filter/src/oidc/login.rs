@@ -65,6 +65,9 @@ pub fn start(
     for scope in gw.settings.provider.scopes.iter().filter(|s| *s != "openid") {
         req = req.add_scope(Scope::new(scope.clone()));
     }
+    for (name, value) in &gw.settings.provider.extra_authorize_params {
+        req = req.add_extra_param(name.as_str(), value.as_str());
+    }
     let (url, state, nonce) = req.url();
     let state = state.secret().clone();
     let c = &gw.settings.cookie;
