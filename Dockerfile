@@ -19,27 +19,25 @@ ARG MODULE_SOURCE=build
 # build with LTO would take the best part of an hour.
 FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-bookworm AS build
 ARG TARGETARCH
+ARG BUILDARCH
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN set -eux; \
     case "$TARGETARCH" in \
-      amd64) triple=x86_64-unknown-linux-gnu; cc=x86_64-linux-gnu ;; \
-      arm64) triple=aarch64-unknown-linux-gnu; cc=aarch64-linux-gnu ;; \
+      amd64) triple=x86_64-unknown-linux-gnu; cross_gcc=gcc-x86-64-linux-gnu ;; \
+      arm64) triple=aarch64-unknown-linux-gnu; cross_gcc=gcc-aarch64-linux-gnu ;; \
       *) echo "unsupported architecture $TARGETARCH" >&2; exit 1 ;; \
     esac; \
-    apt-get update; \
-    apt-get install -y --no-install-recommends "gcc-${cc//_/-}" "libc6-dev-${TARGETARCH}-cross"; \
-    rm -rf /var/lib/apt/lists/*; \
-    rustup target add "$triple"; \
-    echo "$triple" > /triple; echo "$cc" > /cc
+    echo "$triple" > /triple; \
+    if [ "$TARGETARCH" != "$BUILDARCH" ]; then \
+      apt-get update; \
+      apt-get install -y --no-install-recommends "$cross_gcc" "libc6-dev-${TARGETARCH}-cross"; \
+      rm -rf /var/lib/apt/lists/*; \
+      rustup target add "$triple"; \
+    fi
 WORKDIR /src
 COPY . .
-RUN set -eux; \
-    triple=$(cat /triple); cc=$(cat /cc); \
-    upper=$(echo "$triple" | tr 'a-z-' 'A-Z_'); \
-    export "CARGO_TARGET_${upper}_LINKER=${cc}-gcc" "CC_${triple//-/_}=${cc}-gcc"; \
-    cargo build --release --locked -p envoy-oidc --target "$triple"; \
-    mkdir /out; \
-    "${cc}-strip" --strip-unneeded -o /out/libenvoy_oidc.so "target/$triple/release/libenvoy_oidc.so"
+# The same build_module the test command runs: release, stripped, target/module/.
+RUN source scripts/tools.sh && build_module "$(cat /triple)" && mkdir /out && cp target/module/libenvoy_oidc.so /out/
 
 FROM scratch AS prebuilt
 COPY target/module/libenvoy_oidc.so /out/libenvoy_oidc.so

@@ -24,6 +24,15 @@ ensure_apt() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The browser for the e2e suite: Debian's chromium here; elsewhere (GitHub's Ubuntu
+# runners have no plain chromium package) the one $CHROMIUM names.
+ensure_browser() {
+  if [ -n "${CHROMIUM:-}" ] && [ -x "$CHROMIUM" ]; then return 0; fi
+  ensure_apt chromium
+  CHROMIUM=/usr/bin/chromium
+  export CHROMIUM
+}
+
 # Envoy, pinned exactly: the module's ABI is only promised for this version.
 ensure_envoy() {
   local venv="$TOOLS/venv"
@@ -53,11 +62,23 @@ ensure_python_tools() {
 }
 
 # The module as it ships: release build, stripped, in target/module/ (the image holds
-# exactly this file; the chart tests load it).
+# exactly this file; the chart tests load it). An optional Rust target triple
+# cross-compiles (the Dockerfile's arm64 build on amd64) with Debian's <gnu triple>-gcc.
 build_module() {
-  cargo build --release --locked -p envoy-oidc
+  local triple="${1:-}" host target_dir strip_bin=strip
+  host="$(rustc -vV | sed -n 's/^host: //p')"
+  target_dir="$ROOT/target/release"
+  if [ -n "$triple" ] && [ "$triple" != "$host" ]; then
+    local gnu="${triple/-unknown-/-}" env_triple="${triple//-/_}"
+    export "CARGO_TARGET_${env_triple^^}_LINKER=${gnu}-gcc" "CC_${env_triple}=${gnu}-gcc"
+    strip_bin="${gnu}-strip"
+    cargo build --release --locked -p envoy-oidc --target "$triple"
+    target_dir="$ROOT/target/$triple/release"
+  else
+    cargo build --release --locked -p envoy-oidc
+  fi
   mkdir -p "$ROOT/target/module"
-  strip --strip-unneeded -o "$ROOT/target/module/libenvoy_oidc.so" "$ROOT/target/release/libenvoy_oidc.so"
+  "$strip_bin" --strip-unneeded -o "$ROOT/target/module/libenvoy_oidc.so" "$target_dir/libenvoy_oidc.so"
   OIDC_MODULE_DIR="$ROOT/target/module"
   export OIDC_MODULE_DIR
 }

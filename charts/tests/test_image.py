@@ -15,29 +15,40 @@ MODULE_PATH = "usr/local/lib/envoy/dynamic_modules/libenvoy_oidc.so"
 LICENSE_PATH = "usr/share/licenses/envoy-oidc/LICENSE"
 
 
+def open_readable(path):
+    """A file buildah wrote (as root where we are not)."""
+    import io
+    return io.BytesIO(subprocess.run([*SUDO, "cat", path], check=True, capture_output=True).stdout)
+
+
 def sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
+# buildah keeps its store as root; CI on GitHub runs as a user with passwordless sudo.
+SUDO = [] if os.geteuid() == 0 else ["sudo", "-n"]
+
+
 @pytest.fixture(scope="module")
 def image_files():
     d = cl.tmpdir("image-")
-    store = ["--root", os.path.join(d, "root"), "--runroot", os.path.join(d, "run"), "--storage-driver", "vfs"]
+    store = [*SUDO, "buildah", "--root", os.path.join(d, "root"), "--runroot", os.path.join(d, "run"),
+             "--storage-driver", "vfs"]
     try:
-        subprocess.run(["buildah", *store, "bud", "--quiet", "--build-arg", "MODULE_SOURCE=prebuilt",
+        subprocess.run([*store, "bud", "--quiet", "--build-arg", "MODULE_SOURCE=prebuilt",
                         "--target", "module", "-t", "envoy-oidc-module:test", "-f", "Dockerfile", "."],
                        cwd=cl.ROOT, check=True, capture_output=True, timeout=300)
         oci = os.path.join(d, "oci")
-        subprocess.run(["buildah", *store, "push", "--quiet", "envoy-oidc-module:test", f"oci:{oci}"],
+        subprocess.run([*store, "push", "--quiet", "envoy-oidc-module:test", f"oci:{oci}"],
                        check=True, capture_output=True, timeout=300)
-        with open(os.path.join(oci, "index.json")) as f:
-            digest = json.load(f)["manifests"][0]["digest"].split(":")[1]
-        with open(os.path.join(oci, "blobs", "sha256", digest)) as f:
-            manifest = json.load(f)
+        index = json.load(open_readable(os.path.join(oci, "index.json")))
+        digest = index["manifests"][0]["digest"].split(":")[1]
+        manifest = json.load(open_readable(os.path.join(oci, "blobs", "sha256", digest)))
         files = {}
         for layer in manifest["layers"]:
-            with tarfile.open(os.path.join(oci, "blobs", "sha256", layer["digest"].split(":")[1])) as t:
+            blob = os.path.join(oci, "blobs", "sha256", layer["digest"].split(":")[1])
+            with tarfile.open(fileobj=open_readable(blob)) as t:
                 for m in t.getmembers():
                     name = m.name.lstrip("./")
                     if m.isfile():
@@ -46,8 +57,8 @@ def image_files():
                         files[name] = f"not a regular file ({m.type!r})"
         yield files
     finally:
-        subprocess.run(["buildah", *store, "rmi", "--all", "--force"], capture_output=True)
-        cl.rmtree(d)
+        subprocess.run([*store, "rmi", "--all", "--force"], capture_output=True)
+        subprocess.run([*SUDO, "rm", "-rf", d], capture_output=True)
 
 
 def test_module_image_holds_exactly_the_stripped_module_and_the_license(image_files):

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { startStack } from './stack.mjs';
+import { ACCESS_TTL_SECS, REFRESH_LEEWAY_SECS, startStack } from './stack.mjs';
 
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 let stack;
@@ -35,6 +35,10 @@ const idp = process.env.E2E_IDP === 'keycloak'
     },
     // With id_token_hint and a registered post_logout_redirect_uri Keycloak asks nothing.
     async confirmLogout() {},
+    // Without them (the user signs out at Keycloak itself) it asks.
+    async confirmIdpLogout(page) {
+      await page.click('#kc-logout');
+    },
   }
   : {
     loginPage: () => new RegExp(`^${stack.issuer}/interaction/`),
@@ -46,6 +50,9 @@ const idp = process.env.E2E_IDP === 'keycloak'
     async confirmLogout(page) {
       await page.waitForURL(new RegExp(`^${stack.issuer}/session/end`));
       await page.click('button[autofocus], button[type=submit]');
+    },
+    async confirmIdpLogout(page) {
+      await this.confirmLogout(page);
     },
   };
 
@@ -112,6 +119,79 @@ test('sign-out ends the session here and at the IdP', async () => {
   const cookies = await context.cookies(stack.base);
   assert.equal(cookies.find((c) => c.name === '__Host-oidc_session'), undefined, 'session cookie cleared');
   // Back at the app, a new login is needed: the IdP asks for credentials again.
+  await page.goto(`${stack.base}/`);
+  await page.waitForURL(idp.loginPage());
+  await context.close();
+});
+
+async function eventually(check, what, ms = 10000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+test('a token near expiry is refreshed at the IdP and the session survives it', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await login(page, 'alice', '/');
+  const refreshed = () => stack.metric('oidc_refreshes', 'result="refreshed"');
+  for (const round of [1, 2]) {
+    const before = await refreshed();
+    // Past the point where the access token is within the refresh leeway of its expiry.
+    await new Promise((r) => setTimeout(r, (ACCESS_TTL_SECS - REFRESH_LEEWAY_SECS + 1) * 1000));
+    const resp = await page.goto(`${stack.base}/after-refresh-${round}`);
+    assert.equal(resp.status(), 200, `round ${round}: still signed in`);
+    const seen = echoed(await page.innerText('body'));
+    assert.equal(seen.headers['x-auth-request-user'], 'alice');
+    assert.equal(seen.headers['x-auth-request-groups'], 'admins');
+    // Round 2 uses the refresh token the IdP rotated in round 1.
+    assert.ok(await refreshed() > before, `round ${round}: the filter refreshed the tokens at the IdP`);
+  }
+  await context.close();
+});
+
+test('signing out at the IdP ends the session here too (back-channel logout)', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await login(page, 'alice', '/');
+  const ended = () => stack.metric('oidc_backchannel_logouts', 'result="ok"');
+  const before = await ended();
+  // The user signs out at the IdP itself, not through the gateway.
+  await page.goto(stack.discovery.end_session_endpoint);
+  await idp.confirmIdpLogout(page);
+  await eventually(async () => (await ended()) > before, 'the IdP\'s back-channel logout to reach the filter');
+  // The browser still holds our cookie, but the session behind it is gone.
+  assert.ok((await context.cookies(stack.base)).some((c) => c.name === '__Host-oidc_session'));
+  await page.goto(`${stack.base}/`);
+  await page.waitForURL(idp.loginPage());
+  await context.close();
+});
+
+test('an administrator ending the user\'s sessions at Keycloak ends them here', { skip: process.env.E2E_IDP !== 'keycloak' && 'Keycloak only (its admin API)' }, async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await login(page, 'bob', '/');
+  const origin = new URL(stack.issuer).origin;
+  const token = await (await fetch(`${origin}/realms/master/protocol/openid-connect/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'password', client_id: 'admin-cli',
+      username: process.env.KEYCLOAK_ADMIN_USER, password: process.env.KEYCLOAK_ADMIN_PASSWORD,
+    }),
+  })).json();
+  assert.ok(token.access_token, `admin token: ${JSON.stringify(token)}`);
+  const admin = { authorization: `Bearer ${token.access_token}` };
+  const realm = stack.issuer.replace(`${origin}/realms/`, '');
+  const [user] = await (await fetch(`${origin}/admin/realms/${realm}/users?exact=true&username=bob`, { headers: admin })).json();
+  const ended = () => stack.metric('oidc_backchannel_logouts', 'result="ok"');
+  const before = await ended();
+  const resp = await fetch(`${origin}/admin/realms/${realm}/users/${user.id}/logout`, { method: 'POST', headers: admin });
+  assert.equal(resp.status, 204);
+  await eventually(async () => (await ended()) > before, 'Keycloak\'s back-channel logout to reach the filter');
   await page.goto(`${stack.base}/`);
   await page.waitForURL(idp.loginPage());
   await context.close();
