@@ -78,6 +78,8 @@ def test_keycloak_job_realm_and_suite_agree():
     e2e = steps["Browser e2e against Keycloak"]
     assert "e2e/tests/browser.test.mjs" in e2e["run"], "the same suite that runs locally"
     assert e2e["env"]["E2E_IDP"] == "keycloak"
+    # Keycloak refuses (invalid_scope) any scope its client lacks: only built-in ones.
+    assert set(e2e["env"]["E2E_SCOPES"].split()) <= {"openid", "email", "profile", "offline_access", "roles", "acr"}
 
     with open(os.path.join(ROOT, "e2e", "keycloak", "demo-realm.json")) as f:
         realm = json.load(f)

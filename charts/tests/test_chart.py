@@ -190,6 +190,8 @@ def test_ha_values_create_hpa_pdb_networkpolicy():
     objs = cl.manifests(cl.render(cl.ci_values("ha-values.yaml")))
     kinds = {o["kind"] for o in objs}
     assert {"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "Ingress"} <= kinds
+    assert cl.find(objs, "ConfigMap", "gw-extra")["data"]["note"] == "rendered through tpl"
+    assert cl.find(objs, "PodDisruptionBudget", "gw-extra-pdb")["spec"]["minAvailable"] == 1
     np = cl.find(objs, "NetworkPolicy")
     egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
     assert {53, 443, 6379, 8080, 8443} <= egress_ports, egress_ports

@@ -31,13 +31,13 @@ const idp = process.env.E2E_IDP === 'keycloak'
     async submitLogin(page, user) {
       await page.fill('#username', user);
       await page.fill('#password', user); // the demo realm's passwords equal the user names
-      await page.click('#kc-login');
+      await page.click('#kc-login, button[type=submit], input[type=submit]');
     },
     // With id_token_hint and a registered post_logout_redirect_uri Keycloak asks nothing.
     async confirmLogout() {},
     // Without them (the user signs out at Keycloak itself) it asks.
     async confirmIdpLogout(page) {
-      await page.click('#kc-logout');
+      await page.click('#kc-logout, [name=confirmLogout]');
     },
   }
   : {

@@ -121,7 +121,8 @@ export async function startStack() {
     client_id: clientId,
     client_secret: { inline: clientSecret },
     redirect_uri: `${base}/oauth2/callback`,
-    scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
+    // Keycloak refuses scopes its client does not have (invalid_scope): it sends groups by mapper.
+    scopes: (process.env.E2E_SCOPES || 'openid email profile groups offline_access').split(' '),
     session: { keys: [{ inline: 'ZTJlLWJyb3dzZXItdGVzdC1rZXktMzItYnl0ZXMhISE' }], store },
     refresh: { leeway_secs: REFRESH_LEEWAY_SECS },
     // oidc-provider takes POST logouts only with SameSite=None (HTTPS) cookies; on this
