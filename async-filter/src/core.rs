@@ -10,7 +10,6 @@ use envoy_module::{HttpStream, Scheduler};
 use futures::FutureExt;
 use tracing::Instrument;
 
-use crate::outcome::Outcome;
 use crate::runtime::{runtime, AsyncError};
 
 /// The event id a finished task commits; filters route it to [`Pending::complete`].
@@ -41,25 +40,34 @@ pub struct AsyncCore {
     in_flight: Arc<AtomicUsize>,
 }
 
-/// What a finished task hands back to the worker: the outcome it applied, and the
-/// task's own report (`None` when the barrier replaced the outcome: panic or deadline).
+/// Why a task ended without a value of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskFailure {
+    /// It panicked; the panic was caught (and logged) at the barrier.
+    Panicked,
+    /// It ran past the core's deadline and was dropped.
+    DeadlineExceeded,
+}
+
+/// What a finished task hands back to the worker. The filter decides what the stream
+/// gets; the core maps nothing to HTTP.
 #[derive(Debug)]
-pub enum Completed<R> {
-    /// The task ran to its end; the outcome was applied.
-    Done(R),
-    /// The task panicked or ran out of time; an error reply was sent.
-    Failed,
-    /// No outcome was parked (a stray event).
+pub enum Completed<T> {
+    /// The task ran to its end with this value.
+    Done(T),
+    /// The task did not finish.
+    Failed(TaskFailure),
+    /// Nothing was parked (a stray event).
     NotReady,
 }
 
-/// What the task and the filter share: the cancellation flag and the parked outcome.
-struct Slot<R> {
+/// What the task and the filter share: the cancellation flag and the parked result.
+struct Slot<T> {
     cancelled: bool,
-    outcome: Option<(Outcome, Option<R>)>,
+    result: Option<Result<T, TaskFailure>>,
 }
 
-fn lock<R>(slot: &Mutex<Slot<R>>) -> MutexGuard<'_, Slot<R>> {
+fn lock<T>(slot: &Mutex<Slot<T>>) -> MutexGuard<'_, Slot<T>> {
     // The slot holds plain data, consistent even if a holder panicked.
     slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -74,8 +82,8 @@ impl Drop for InFlight {
 }
 
 /// The filter's side of a spawned task. Dropping it cancels the task.
-pub struct Pending<R = ()> {
-    slot: Arc<Mutex<Slot<R>>>,
+pub struct Pending<T> {
+    slot: Arc<Mutex<Slot<T>>>,
     abort: tokio::task::AbortHandle,
 }
 
@@ -106,22 +114,13 @@ impl AsyncCore {
         Ok(InFlight(self.in_flight.clone()))
     }
 
-    /// Starts `task` for the stream; the hook must then return `StopIteration` and route
-    /// [`COMPLETION_EVENT`] to [`Pending::complete`]. On error nothing was started and the
-    /// caller replies with [`AsyncError::status`].
-    pub fn spawn<F>(&self, stream: &mut dyn HttpStream, task: F) -> Result<Pending, AsyncError>
+    /// Starts `task` for the stream; the hook must then return `StopIteration` and, on
+    /// [`COMPLETION_EVENT`], take the task's result with [`Pending::take`]. On error
+    /// nothing was started.
+    pub fn spawn<F, T>(&self, stream: &mut dyn HttpStream, task: F) -> Result<Pending<T>, AsyncError>
     where
-        F: Future<Output = Outcome> + Send + 'static,
-    {
-        self.spawn_with_report(stream, async move { (task.await, ()) })
-    }
-
-    /// Like [`AsyncCore::spawn`], for a task that also returns a report `R` (e.g. which
-    /// metrics to count), handed back on the worker by [`Pending::complete`].
-    pub fn spawn_with_report<F, R>(&self, stream: &mut dyn HttpStream, task: F) -> Result<Pending<R>, AsyncError>
-    where
-        F: Future<Output = (Outcome, R)> + Send + 'static,
-        R: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
     {
         let rt = runtime()?;
         let guard = self.reserve()?;
@@ -129,7 +128,7 @@ impl AsyncCore {
         let scheduler = stream.new_scheduler();
         let slot = Arc::new(Mutex::new(Slot {
             cancelled: false,
-            outcome: None,
+            result: None,
         }));
         let deadline = self.limits.deadline;
         let span = tracing::info_span!("request", trace_id = %trace_id);
@@ -137,8 +136,8 @@ impl AsyncCore {
         let handle = rt.spawn(
             async move {
                 let _guard = guard;
-                let outcome = run_guarded(task, deadline).await;
-                deliver(&task_slot, scheduler.as_ref(), outcome);
+                let result = run_guarded(task, deadline).await;
+                deliver(&task_slot, scheduler.as_ref(), result);
                 // `scheduler` is dropped (deleted) here, exactly once, after any commit.
             }
             .instrument(span),
@@ -150,13 +149,31 @@ impl AsyncCore {
     }
 }
 
+impl AsyncCore {
+    /// Starts `task` with no stream to wake (a store write after the request went on),
+    /// under the same in-flight bound, deadline and panic barrier; its end is only logged.
+    pub fn spawn_detached<F>(&self, task: F) -> Result<(), AsyncError>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let rt = runtime()?;
+        let guard = self.reserve()?;
+        let deadline = self.limits.deadline;
+        rt.spawn(async move {
+            let _guard = guard;
+            let _ = run_guarded(task, deadline).await;
+        });
+        Ok(())
+    }
+}
+
 /// Runs the task under the panic barrier and the deadline.
-async fn run_guarded<F, R>(task: F, deadline: Duration) -> (Outcome, Option<R>)
+async fn run_guarded<F, T>(task: F, deadline: Duration) -> Result<T, TaskFailure>
 where
-    F: Future<Output = (Outcome, R)>,
+    F: Future<Output = T>,
 {
-    let failed = match tokio::time::timeout(deadline, AssertUnwindSafe(task).catch_unwind()).await {
-        Ok(Ok((outcome, report))) => return (outcome, Some(report)),
+    match tokio::time::timeout(deadline, AssertUnwindSafe(task).catch_unwind()).await {
+        Ok(Ok(value)) => Ok(value),
         Ok(Err(payload)) => {
             let msg = payload
                 .downcast_ref::<&str>()
@@ -164,49 +181,37 @@ where
                 .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
                 .unwrap_or("non-string panic payload");
             tracing::error!("async task panicked: {msg}");
-            Outcome::Error {
-                status: 500,
-                reason: "Internal Server Error",
-                details: "async_panic",
-            }
+            Err(TaskFailure::Panicked)
         }
         Err(_) => {
             tracing::warn!(
                 deadline_ms = deadline.as_millis() as u64,
                 "async task exceeded its deadline"
             );
-            Outcome::Error {
-                status: 504,
-                reason: "Gateway Timeout",
-                details: "async_deadline",
-            }
+            Err(TaskFailure::DeadlineExceeded)
         }
-    };
-    (failed, None)
+    }
 }
 
-/// Parks the outcome and wakes the worker, unless the stream is already gone.
-fn deliver<R>(slot: &Mutex<Slot<R>>, scheduler: &dyn Scheduler, outcome: (Outcome, Option<R>)) {
+/// Parks the result and wakes the worker, unless the stream is already gone.
+fn deliver<T>(slot: &Mutex<Slot<T>>, scheduler: &dyn Scheduler, result: Result<T, TaskFailure>) {
     let mut s = lock(slot);
     if s.cancelled {
         return;
     }
-    s.outcome = Some(outcome);
+    s.result = Some(result);
     // Committing under the lock: the destroy path cannot interleave between the check
     // above and the commit.
     scheduler.commit(COMPLETION_EVENT);
 }
 
-impl<R> Pending<R> {
-    /// On the worker, in `on_scheduled`: applies the parked outcome and hands back the
-    /// task's report. With nothing parked (a stray event) the stream stays stopped.
-    pub fn complete(&self, stream: &mut dyn HttpStream) -> Completed<R> {
-        let parked = lock(&self.slot).outcome.take();
-        match parked {
-            Some((outcome, report)) => {
-                outcome.apply(stream);
-                report.map_or(Completed::Failed, Completed::Done)
-            }
+impl<T> Pending<T> {
+    /// On the worker, in `on_scheduled`: the task's result. With nothing parked (a stray
+    /// event) the stream stays stopped.
+    pub fn take(&self) -> Completed<T> {
+        match lock(&self.slot).result.take() {
+            Some(Ok(value)) => Completed::Done(value),
+            Some(Err(failure)) => Completed::Failed(failure),
             None => Completed::NotReady,
         }
     }
@@ -219,7 +224,7 @@ impl<R> Pending<R> {
     }
 }
 
-impl<R> Drop for Pending<R> {
+impl<T> Drop for Pending<T> {
     fn drop(&mut self) {
         self.cancel();
     }

@@ -1,6 +1,6 @@
 //! What an async task decides for its stream, applied on the worker thread.
 
-use envoy_module::{send_error, HeaderKind, HttpStream};
+use envoy_module::{HeaderKind, HttpStream};
 
 /// One change to the request headers before the request continues upstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,22 +26,13 @@ pub struct LocalReply {
     pub details: String,
 }
 
-/// The result of an async task.
+/// What a stream stopped in its request-headers hook is told to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Apply the edits to the request headers, then continue to the upstream.
     Continue(Vec<HeaderEdit>),
     /// Answer the client directly.
     Reply(LocalReply),
-    /// Answer with the standard error page (status, reason, trace id).
-    Error {
-        /// HTTP status.
-        status: u16,
-        /// Short human reason, e.g. "Gateway Timeout".
-        reason: &'static str,
-        /// Envoy response-code details, e.g. "async_deadline".
-        details: &'static str,
-    },
 }
 
 impl Outcome {
@@ -63,11 +54,6 @@ impl Outcome {
                     reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
                 stream.send_response(reply.status, &headers, &reply.body, &reply.details);
             }
-            Outcome::Error {
-                status,
-                reason,
-                details,
-            } => send_error(stream, status, reason, details),
         }
     }
 }

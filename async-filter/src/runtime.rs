@@ -8,7 +8,7 @@ const RUNTIME_THREADS: usize = 2;
 /// Why a task could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum AsyncError {
-    /// The in-flight bound is reached; the request gets a fast 503.
+    /// The in-flight bound is reached: refuse fast rather than queue.
     #[error("too many requests in flight (limit {limit})")]
     Overloaded {
         /// The configured bound.
@@ -17,16 +17,6 @@ pub enum AsyncError {
     /// The runtime could not be created (threads refused by the OS).
     #[error("async runtime unavailable: {0}")]
     Runtime(String),
-}
-
-impl AsyncError {
-    /// The HTTP status this error maps to.
-    pub fn status(&self) -> u16 {
-        match self {
-            AsyncError::Overloaded { .. } => 503,
-            AsyncError::Runtime(_) => 500,
-        }
-    }
 }
 
 static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();

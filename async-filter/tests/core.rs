@@ -1,9 +1,11 @@
-//! The async core against a fake stream: outcomes, barriers, bounds and cancellation.
+//! The async core against a fake stream: results, barriers, bounds and cancellation.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_filter::{AsyncCore, AsyncError, Completed, HeaderEdit, Limits, LocalReply, Outcome, COMPLETION_EVENT};
+use async_filter::{
+    AsyncCore, AsyncError, Completed, HeaderEdit, Limits, LocalReply, Outcome, TaskFailure, COMPLETION_EVENT,
+};
 use envoy_module::testing::{FakeStream, SchedulerLog};
 use envoy_module::{HeaderKind, HttpStream};
 
@@ -27,6 +29,18 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
+/// What a filter does on the completion event: applies the outcome the task returned.
+fn apply(pending: &async_filter::Pending<Outcome>, s: &mut FakeStream) -> Completed<()> {
+    match pending.take() {
+        Completed::Done(outcome) => {
+            outcome.apply(s);
+            Completed::Done(())
+        }
+        Completed::Failed(f) => Completed::Failed(f),
+        Completed::NotReady => Completed::NotReady,
+    }
+}
+
 fn wait_commit(log: &Arc<SchedulerLog>) {
     wait_for("the completion commit", || log.committed() == vec![COMPLETION_EVENT]);
 }
@@ -46,7 +60,7 @@ fn continue_applies_edits_then_resumes() {
         })
         .expect("spawn");
     wait_commit(&s.schedulers);
-    assert!(matches!(pending.complete(&mut s), Completed::Done(())));
+    assert!(matches!(apply(&pending, &mut s), Completed::Done(())));
     assert_eq!(s.continued_decoding, 1);
     assert_eq!(s.header(HeaderKind::Request, "x-user"), Some(&b"alice"[..]));
     assert_eq!(
@@ -78,7 +92,7 @@ fn reply_is_sent_with_repeated_headers() {
         })
         .expect("spawn");
     wait_commit(&s.schedulers);
-    assert!(matches!(pending.complete(&mut s), Completed::Done(())));
+    assert!(matches!(apply(&pending, &mut s), Completed::Done(())));
     let reply = s.reply.clone().expect("a reply");
     assert_eq!(reply.status, 302);
     assert_eq!(reply.header_values("set-cookie"), vec![&b"a=1"[..], &b"b=2"[..]]);
@@ -86,21 +100,18 @@ fn reply_is_sent_with_repeated_headers() {
 }
 
 #[test]
-fn panic_in_task_becomes_500_with_trace_id() {
+fn panic_in_task_is_reported_not_answered() {
     let core = core(10, 1_000);
     let mut s = stream();
-    let pending = core.spawn(&mut s, async { panic!("boom") }).expect("spawn");
+    let pending: async_filter::Pending<Outcome> = core.spawn(&mut s, async { panic!("boom") }).expect("spawn");
     wait_commit(&s.schedulers);
-    assert!(matches!(pending.complete(&mut s), Completed::Failed));
-    let reply = s.reply.clone().expect("a reply");
-    assert_eq!(reply.status, 500);
-    assert!(String::from_utf8_lossy(&reply.body).contains("trace-42"));
-    assert_eq!(reply.header_values("x-request-id"), vec![&b"trace-42"[..]]);
+    assert!(matches!(pending.take(), Completed::Failed(TaskFailure::Panicked)));
+    assert!(s.reply.is_none(), "the filter, not the core, decides the reply");
     assert_eq!(core.in_flight(), 0);
 }
 
 #[test]
-fn deadline_becomes_504() {
+fn deadline_is_reported() {
     let core = core(10, 50);
     let mut s = stream();
     let started = Instant::now();
@@ -112,10 +123,11 @@ fn deadline_becomes_504() {
         .expect("spawn");
     wait_commit(&s.schedulers);
     assert!(started.elapsed() < Duration::from_secs(5));
-    pending.complete(&mut s);
-    let reply = s.reply.clone().expect("a reply");
-    assert_eq!(reply.status, 504);
-    assert!(String::from_utf8_lossy(&reply.body).contains("trace-42"));
+    assert!(matches!(
+        pending.take(),
+        Completed::Failed(TaskFailure::DeadlineExceeded)
+    ));
+    assert!(s.reply.is_none());
 }
 
 #[test]
@@ -129,14 +141,14 @@ fn overload_fails_fast_and_frees_on_completion() {
     let a = core.spawn(&mut streams[0], slow()).expect("first");
     let b = core.spawn(&mut streams[1], slow()).expect("second");
     match core.spawn(&mut streams[2], slow()) {
-        Err(e @ AsyncError::Overloaded { limit: 2 }) => assert_eq!(e.status(), 503),
+        Err(AsyncError::Overloaded { limit: 2 }) => {}
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("third task must be refused"),
     }
     assert_eq!(streams[2].schedulers.live(), 0, "a refused spawn creates no scheduler");
     wait_for("both tasks to finish", || core.in_flight() == 0);
-    assert!(matches!(a.complete(&mut streams[0]), Completed::Done(())));
-    assert!(matches!(b.complete(&mut streams[1]), Completed::Done(())));
+    assert!(matches!(apply(&a, &mut streams[0]), Completed::Done(())));
+    assert!(matches!(apply(&b, &mut streams[1]), Completed::Done(())));
     core.spawn(&mut streams[2], slow()).expect("capacity is back");
 }
 
@@ -191,23 +203,38 @@ fn many_concurrent_tasks_all_complete() {
         .collect();
     for (i, (s, p)) in streams.iter_mut().zip(&pendings).enumerate() {
         wait_commit(&s.schedulers);
-        assert!(matches!(p.complete(s), Completed::Done(())));
+        assert!(matches!(apply(p, s), Completed::Done(())));
         assert_eq!(s.header(HeaderKind::Request, "x-n"), Some(i.to_string().as_bytes()));
     }
     wait_for("all slots released", || core.in_flight() == 0);
 }
 
 #[test]
-fn reports_come_back_on_the_worker() {
+fn any_value_comes_back_on_the_worker_once() {
     let core = core(10, 1_000);
     let mut s = stream();
     let pending = core
-        .spawn_with_report(&mut s, async { (Outcome::Continue(Vec::new()), "login_succeeded") })
+        .spawn(&mut s, async { (Outcome::Continue(Vec::new()), "login_succeeded") })
         .expect("spawn");
     wait_commit(&s.schedulers);
-    assert!(matches!(pending.complete(&mut s), Completed::Done("login_succeeded")));
-    assert!(
-        matches!(pending.complete(&mut s), Completed::NotReady),
-        "an outcome is applied once"
-    );
+    assert!(matches!(pending.take(), Completed::Done((_, "login_succeeded"))));
+    assert!(matches!(pending.take(), Completed::NotReady), "a result is taken once");
+}
+
+#[test]
+fn detached_tasks_count_against_the_bound_and_end() {
+    let core = core(1, 1_000);
+    let (tx, rx) = std::sync::mpsc::channel();
+    core.spawn_detached(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = tx.send(());
+    })
+    .expect("spawn");
+    let mut s = stream();
+    assert!(matches!(
+        core.spawn(&mut s, async {}),
+        Err(AsyncError::Overloaded { limit: 1 })
+    ));
+    rx.recv_timeout(Duration::from_secs(5)).expect("the detached task ran");
+    wait_for("the slot to be released", || core.in_flight() == 0);
 }

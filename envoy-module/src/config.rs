@@ -1,7 +1,7 @@
 //! What a module sees while Envoy loads one of its filter configs (main thread).
 
 use crate::abi::{self, ModuleBuffer};
-use crate::metrics::{Counter, Gauge, Histogram, MetricsError};
+use crate::metrics::{Counter, DefineMetrics, Gauge, Histogram, MetricsError};
 
 /// Envoy's filter-config object during the config hook: defines the module's metrics.
 pub struct ConfigContext {
@@ -40,9 +40,10 @@ impl ConfigContext {
             })
         }
     }
+}
 
-    /// Defines a counter, optionally with label names (values given at each increment).
-    pub fn define_counter(&mut self, name: &str, labels: &[&str]) -> Result<Counter, MetricsError> {
+impl DefineMetrics for ConfigContext {
+    fn define_counter(&mut self, name: &str, labels: &[&str]) -> Result<Counter, MetricsError> {
         self.define(
             abi::envoy_dynamic_module_callback_http_filter_config_define_counter,
             name,
@@ -51,8 +52,7 @@ impl ConfigContext {
         .map(Counter)
     }
 
-    /// Defines a gauge.
-    pub fn define_gauge(&mut self, name: &str, labels: &[&str]) -> Result<Gauge, MetricsError> {
+    fn define_gauge(&mut self, name: &str, labels: &[&str]) -> Result<Gauge, MetricsError> {
         self.define(
             abi::envoy_dynamic_module_callback_http_filter_config_define_gauge,
             name,
@@ -61,8 +61,7 @@ impl ConfigContext {
         .map(Gauge)
     }
 
-    /// Defines a histogram.
-    pub fn define_histogram(&mut self, name: &str, labels: &[&str]) -> Result<Histogram, MetricsError> {
+    fn define_histogram(&mut self, name: &str, labels: &[&str]) -> Result<Histogram, MetricsError> {
         self.define(
             abi::envoy_dynamic_module_callback_http_filter_config_define_histogram,
             name,

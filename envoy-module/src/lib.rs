@@ -29,7 +29,7 @@ pub use filter::{BodyStatus, HeadersStatus, HttpFilter, HttpFilterConfig};
 pub use handle::EnvoyStream;
 pub use hooks::{program_init, ModuleDescriptor, NewFilterConfig, NewRouteConfig};
 pub use log::{enabled as log_enabled, log, Level};
-pub use metrics::{Counter, Gauge, Histogram, MetricsError};
+pub use metrics::{Counter, DefineMetrics, Gauge, Histogram, MetricsError};
 pub use reply::{error_body, send_error};
 pub use stream::{HeaderKind, HttpStream, Scheduler};
 pub use trace::TraceId;

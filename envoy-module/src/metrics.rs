@@ -21,3 +21,14 @@ pub struct MetricsError {
     /// `envoy_dynamic_module_type_metrics_result` as returned.
     pub code: u32,
 }
+
+/// Where a filter config defines its metrics: Envoy's [`crate::ConfigContext`] in the
+/// config hook, or a fake in unit tests, so a filter config can be built without Envoy.
+pub trait DefineMetrics {
+    /// Defines a counter, optionally with label names (values given at each increment).
+    fn define_counter(&mut self, name: &str, labels: &[&str]) -> Result<Counter, MetricsError>;
+    /// Defines a gauge.
+    fn define_gauge(&mut self, name: &str, labels: &[&str]) -> Result<Gauge, MetricsError>;
+    /// Defines a histogram.
+    fn define_histogram(&mut self, name: &str, labels: &[&str]) -> Result<Histogram, MetricsError>;
+}

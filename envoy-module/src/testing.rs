@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::metrics::{Counter, Gauge, Histogram};
+use crate::metrics::{Counter, DefineMetrics, Gauge, Histogram, MetricsError};
 use crate::stream::{HeaderKind, HttpStream, Scheduler};
 
 /// A local reply the fake recorded.
@@ -211,5 +211,46 @@ impl HttpStream for FakeStream {
     }
     fn record_histogram(&mut self, histogram: Histogram, labels: &[&str], value: u64) {
         self.histograms.entry(key(histogram.0, labels)).or_default().push(value);
+    }
+}
+
+/// Defines metrics without Envoy: each gets the next id; names are kept for assertions.
+#[derive(Default, Debug)]
+pub struct FakeMetrics {
+    /// Names in definition order (the id is the index).
+    pub names: Vec<String>,
+}
+
+impl FakeMetrics {
+    fn next(&mut self, name: &str) -> usize {
+        self.names.push(name.to_owned());
+        self.names.len() - 1
+    }
+
+    /// The id a metric was defined with.
+    pub fn id(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+}
+
+impl DefineMetrics for FakeMetrics {
+    fn define_counter(&mut self, name: &str, _labels: &[&str]) -> Result<Counter, MetricsError> {
+        Ok(Counter(self.next(name)))
+    }
+    fn define_gauge(&mut self, name: &str, _labels: &[&str]) -> Result<Gauge, MetricsError> {
+        Ok(Gauge(self.next(name)))
+    }
+    fn define_histogram(&mut self, name: &str, _labels: &[&str]) -> Result<Histogram, MetricsError> {
+        Ok(Histogram(self.next(name)))
+    }
+}
+
+impl FakeStream {
+    /// The total of counter `name` (as defined through `metrics`) with these labels.
+    pub fn counter(&self, metrics: &FakeMetrics, name: &str, labels: &[&str]) -> u64 {
+        metrics
+            .id(name)
+            .and_then(|id| self.counters.get(&key(id, labels)).copied())
+            .unwrap_or(0)
     }
 }

@@ -1,4 +1,9 @@
-//! The filter's errors, each mapped once to an HTTP status and a metric reason.
+//! The filter's typed errors, each mapped once to a [`FailureKind`] (the status comes
+//! from the kind, in `failure.rs`) and to a stable reason label.
+
+use session_store::{SessionError, StoreError};
+
+use crate::failure::{Failure, FailureKind};
 
 /// Talking to the identity provider failed.
 #[derive(Debug, thiserror::Error)]
@@ -9,15 +14,15 @@ pub enum IdpError {
     /// The IdP could not be reached.
     #[error("identity provider unreachable: {0}")]
     Unreachable(#[source] openidconnect::reqwest::Error),
-    /// The request to the IdP could not be made (I/O, malformed request).
-    #[error("identity provider request failed: {0}")]
-    Request(#[source] openidconnect::HttpClientError<openidconnect::reqwest::Error>),
     /// The IdP did not answer in time.
     #[error("identity provider timed out")]
     Timeout,
     /// The IdP answered with an unexpected HTTP status.
     #[error("identity provider answered HTTP {0}")]
     Status(u16),
+    /// A request or response could not be formed or read.
+    #[error("malformed exchange with the identity provider: {0}")]
+    Malformed(String),
     /// The discovery document or key set does not parse.
     #[error("discovery document invalid: {0}")]
     Discovery(#[source] serde_json::Error),
@@ -37,21 +42,33 @@ impl IdpError {
             IdpError::Unreachable(e)
         }
     }
+}
 
-    /// Classifies a failed token-endpoint call by its typed cause.
-    pub(crate) fn from_http_client(e: openidconnect::HttpClientError<openidconnect::reqwest::Error>) -> Self {
-        match e {
-            openidconnect::HttpClientError::Reqwest(inner) => IdpError::from_reqwest(*inner),
-            other => IdpError::Request(other),
-        }
+impl From<IdpError> for Failure {
+    fn from(e: IdpError) -> Self {
+        let (kind, reason) = match e {
+            IdpError::Timeout => (FailureKind::IdpTimeout, "idp_timeout"),
+            IdpError::NotReady => (FailureKind::IdpTimeout, "idp_not_ready"),
+            IdpError::Client(_) => (FailureKind::Internal, "idp_client"),
+            _ => (FailureKind::IdpUnavailable, "idp_unreachable"),
+        };
+        Failure::because(kind, reason, e)
     }
+}
 
-    /// HTTP status for the client.
-    pub fn status(&self) -> u16 {
-        match self {
-            IdpError::Timeout | IdpError::NotReady => 504,
-            _ => 502,
-        }
+impl From<SessionError> for Failure {
+    fn from(e: SessionError) -> Self {
+        let (kind, reason) = match &e {
+            SessionError::Store(StoreError::Timeout) => (FailureKind::StoreTimeout, "store_timeout"),
+            SessionError::Store(StoreError::InvalidUrl(_) | StoreError::Random(_)) => {
+                (FailureKind::Internal, "store_internal")
+            }
+            SessionError::Store(_) => (FailureKind::StoreUnavailable, "store_unavailable"),
+            // Too large to encrypt (thousands of groups): the IdP's data, our limit.
+            SessionError::Record(_) => (FailureKind::Internal, "session_record"),
+            SessionError::Seal(_) | SessionError::Random(_) => (FailureKind::Internal, "session_seal"),
+        };
+        Failure::because(kind, reason, e)
     }
 }
 
@@ -76,6 +93,9 @@ pub enum CallbackError {
     /// The token endpoint refused the code (replayed or expired code).
     #[error("token endpoint refused the code: {0}")]
     CodeRejected(String),
+    /// The token endpoint's answer is not a token response (HTTP 500, HTML, garbage).
+    #[error("token endpoint answered with something that is not a token response: {0}")]
+    TokenResponse(String),
     /// The token response lacks an ID token.
     #[error("token response has no id_token")]
     NoIdToken,
@@ -93,47 +113,32 @@ pub enum CallbackError {
     Idp(#[from] IdpError),
     /// The session store failed.
     #[error(transparent)]
-    Session(#[from] session_store::SessionError),
+    Session(#[from] SessionError),
 }
 
-impl CallbackError {
-    /// HTTP status for the client.
-    pub fn status(&self) -> u16 {
-        match self {
-            CallbackError::Forbidden => 403,
-            CallbackError::Idp(e) => e.status(),
-            CallbackError::Session(e) => e.status(),
-            CallbackError::NoIdToken | CallbackError::UserInfo(_) => 502,
-            _ => 400,
-        }
-    }
-
-    /// The metric label of this failure.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            CallbackError::IdpRejected(_) => "idp_error",
-            CallbackError::MissingParameters => "missing_parameters",
-            CallbackError::UnknownState => "unknown_state",
-            CallbackError::StateMismatch => "state_mismatch",
-            CallbackError::IssuerMismatch => "issuer_mismatch",
-            CallbackError::CodeRejected(_) => "code_rejected",
-            CallbackError::NoIdToken => "no_id_token",
-            CallbackError::IdTokenInvalid(_) => "id_token_invalid",
-            CallbackError::UserInfo(_) => "userinfo",
-            CallbackError::Forbidden => "forbidden",
-            CallbackError::Idp(_) => "idp_unreachable",
-            CallbackError::Session(_) => "store",
-        }
-    }
-
-    /// Short reason phrase for the error page.
-    pub fn phrase(&self) -> &'static str {
-        match self.status() {
-            400 => "Bad Request",
-            403 => "Forbidden",
-            502 => "Bad Gateway",
-            504 => "Gateway Timeout",
-            _ => "Internal Server Error",
-        }
+impl From<CallbackError> for Failure {
+    fn from(e: CallbackError) -> Self {
+        let (kind, reason) = match &e {
+            CallbackError::Idp(_) | CallbackError::Session(_) => {
+                return match e {
+                    CallbackError::Idp(inner) => inner.into(),
+                    CallbackError::Session(inner) => inner.into(),
+                    other => Failure::because(FailureKind::Internal, "callback", other),
+                };
+            }
+            CallbackError::IdpRejected(_) => (FailureKind::BadRequest, "idp_error"),
+            CallbackError::MissingParameters => (FailureKind::BadRequest, "missing_parameters"),
+            CallbackError::UnknownState => (FailureKind::BadRequest, "unknown_state"),
+            CallbackError::StateMismatch => (FailureKind::BadRequest, "state_mismatch"),
+            CallbackError::IssuerMismatch => (FailureKind::BadRequest, "issuer_mismatch"),
+            CallbackError::CodeRejected(_) => (FailureKind::BadRequest, "code_rejected"),
+            // The IdP's fault, not the browser's.
+            CallbackError::TokenResponse(_) => (FailureKind::IdpUnavailable, "token_response"),
+            CallbackError::NoIdToken => (FailureKind::IdpUnavailable, "no_id_token"),
+            CallbackError::IdTokenInvalid(_) => (FailureKind::BadRequest, "id_token_invalid"),
+            CallbackError::UserInfo(_) => (FailureKind::IdpUnavailable, "userinfo"),
+            CallbackError::Forbidden => (FailureKind::Forbidden, "forbidden"),
+        };
+        Failure::because(kind, reason, e)
     }
 }

@@ -1,16 +1,17 @@
 //! Everything one filter config shares across workers and async tasks.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_filter::{AsyncCore, Limits};
-use envoy_module::ConfigContext;
-use session_store::{DeferredStore, MemoryStore, RedisStore, SessionCache, SessionStore, Sessions, StoreKey};
+use envoy_module::DefineMetrics;
+use session_store::{DeferredStore, MemoryStore, RedisStore, SessionCache, SessionStore, Sessions};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, StoreSettings};
 use crate::metrics::Metrics;
 use crate::oidc::provider::ProviderHandle;
-use crate::oidc::refresh::Shared;
+use crate::oidc::refresh::{RefreshContext, Refresher};
+use crate::oidc::transport::{IdpTransport, ReqwestTransport};
 
 /// The shared state of one filter config.
 pub struct Gateway {
@@ -24,14 +25,17 @@ pub struct Gateway {
     pub core: AsyncCore,
     /// Stats.
     pub metrics: Metrics,
-    /// In-flight refreshes, so concurrent requests of one session share one.
-    pub refreshing: moka::future::Cache<StoreKey, Arc<Shared>>,
+    /// Single-flight token refreshes.
+    pub refresher: Refresher,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+    /// Every background task of this config: stopped when the config goes.
     background: Vec<tokio::task::AbortHandle>,
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        // Config replaced or removed: stop its discovery and revocation loops.
+        // Config replaced or removed: stop its discovery, store and revocation loops.
         for task in &self.background {
             task.abort();
         }
@@ -39,31 +43,40 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway from the filter config and starts its background work
-    /// (discovery, store connection, revocation following) on the async core.
-    pub fn build(ctx: &mut ConfigContext, json: &[u8]) -> Result<Arc<Self>, String> {
+    /// Builds the gateway Envoy loads: real HTTP to the IdP, the system clock.
+    pub fn build(metrics: &mut dyn DefineMetrics, json: &[u8]) -> Result<Arc<Self>, String> {
         let settings = Settings::parse(json).map_err(|e| e.to_string())?;
-        let metrics = Metrics::define(ctx).map_err(|e| e.to_string())?;
+        let transport = ReqwestTransport::new(settings.provider.timeout).map_err(|e| e.to_string())?;
+        Self::new(settings, metrics, Arc::new(transport), Arc::new(SystemClock))
+    }
+
+    /// Builds a gateway from its parts (unit tests give a fake IdP and a manual clock)
+    /// and starts its background work (discovery, store connection, revocations).
+    pub fn new(
+        settings: Settings,
+        metrics: &mut dyn DefineMetrics,
+        transport: Arc<dyn IdpTransport>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, String> {
+        let metrics = Metrics::define(metrics).map_err(|e| e.to_string())?;
         let rt = async_filter::runtime().map_err(|e| e.to_string())?;
-        let provider = ProviderHandle::new(settings.provider.clone()).map_err(|e| e.to_string())?;
+        let provider = ProviderHandle::new(settings.provider.clone(), transport);
         let mut background = vec![rt.spawn(provider.clone().maintain()).abort_handle()];
 
         let store: Arc<dyn SessionStore> = match &settings.session.store {
             StoreSettings::Memory { capacity } => Arc::new(MemoryStore::new(*capacity)),
             StoreSettings::Redis(cfg) => {
                 let cfg = cfg.clone();
-                Arc::new(DeferredStore::spawn(
-                    rt.handle(),
-                    settings.timeouts.startup_wait,
-                    move || {
-                        let cfg = cfg.clone();
-                        async move {
-                            RedisStore::connect(cfg)
-                                .await
-                                .map(|s| Arc::new(s) as Arc<dyn SessionStore>)
-                        }
-                    },
-                ))
+                let (store, task) = DeferredStore::spawn(rt.handle(), settings.timeouts.startup_wait, move || {
+                    let cfg = cfg.clone();
+                    async move {
+                        RedisStore::connect(cfg)
+                            .await
+                            .map(|s| Arc::new(s) as Arc<dyn SessionStore>)
+                    }
+                });
+                background.push(task);
+                Arc::new(store)
             }
         };
         let cache = SessionCache::new(settings.session.cache_capacity, settings.session.cache_ttl);
@@ -78,18 +91,27 @@ impl Gateway {
             max_in_flight: settings.max_in_flight,
             deadline: settings.timeouts.request,
         });
-        let refreshing = moka::future::Cache::builder()
-            .time_to_live(Duration::from_secs(1))
-            .max_capacity(100_000)
-            .build();
         Ok(Arc::new(Self {
             settings,
             provider,
             sessions,
             core,
             metrics,
-            refreshing,
+            refresher: Refresher::default(),
+            clock,
             background,
         }))
+    }
+
+    /// What a refresh needs from this gateway.
+    pub fn refresh_context(&self) -> RefreshContext {
+        RefreshContext {
+            sessions: self.sessions.clone(),
+            provider: self.provider.clone(),
+            policy: self.settings.refresh,
+            lifetimes: self.settings.session.lifetimes,
+            startup_wait: self.settings.timeouts.startup_wait,
+            clock: self.clock.clone(),
+        }
     }
 }

@@ -9,14 +9,19 @@
 #![warn(missing_docs)]
 
 pub mod authz;
+pub mod clock;
 pub mod config;
+pub mod decide;
+pub mod endpoints;
 pub mod error;
+pub mod failure;
 pub mod filter;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod oidc;
 pub mod session;
+pub mod work;
 
 use std::any::Any;
 use std::sync::Arc;

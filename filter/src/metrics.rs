@@ -1,6 +1,6 @@
 //! The filter's Envoy stats, declared once; incremented on the worker thread only.
 
-use envoy_module::{ConfigContext, Counter, Histogram, HttpStream, MetricsError};
+use envoy_module::{Counter, DefineMetrics, Histogram, HttpStream, MetricsError};
 
 /// Every metric, as defined at config load.
 pub struct Metrics {
@@ -44,7 +44,7 @@ pub enum Metric {
 
 impl Metrics {
     /// Defines the metrics (names are prefixed `oidc_` in `/stats/prometheus`).
-    pub fn define(ctx: &mut ConfigContext) -> Result<Self, MetricsError> {
+    pub fn define(ctx: &mut dyn DefineMetrics) -> Result<Self, MetricsError> {
         Ok(Self {
             login_started: ctx.define_counter("oidc_login_started", &[])?,
             login_succeeded: ctx.define_counter("oidc_login_succeeded", &[])?,

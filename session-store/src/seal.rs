@@ -70,7 +70,7 @@ struct Envelope<T> {
 }
 
 /// Seals and opens values under a key ring.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Sealer {
     ring: std::sync::Arc<KeyRing>,
 }

@@ -28,16 +28,6 @@ pub enum SessionError {
     Random(#[from] getrandom::Error),
 }
 
-impl SessionError {
-    /// The HTTP status a request gets when this happens.
-    pub fn status(&self) -> u16 {
-        match self {
-            SessionError::Store(e) => e.status(),
-            _ => 500,
-        }
-    }
-}
-
 /// An opened session cookie: the ticket and where its session lives.
 #[derive(Clone, Debug)]
 pub struct OpenedTicket {
@@ -63,7 +53,8 @@ pub enum Check {
     Invalid(OpenError),
 }
 
-/// The session service of one filter config.
+/// The session service of one filter config (clones share the store, cache and keys).
+#[derive(Clone)]
 pub struct Sessions {
     sealer: Sealer,
     store: Arc<dyn SessionStore>,

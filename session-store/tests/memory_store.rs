@@ -37,17 +37,18 @@ async fn deferred_store_waits_for_a_late_connection_and_forwards_revocations() {
     let attempts = Arc::new(AtomicUsize::new(0));
     let real = MemoryStore::new(100);
     let (a, r) = (attempts.clone(), real.clone());
-    let deferred = DeferredStore::spawn(&tokio::runtime::Handle::current(), Duration::from_secs(5), move || {
-        let (a, r) = (a.clone(), r.clone());
-        async move {
-            // Fails twice (backend away), then connects.
-            if a.fetch_add(1, Ordering::SeqCst) < 2 {
-                Err(session_store::StoreError::Timeout)
-            } else {
-                Ok(Arc::new(r) as Arc<dyn SessionStore>)
+    let (deferred, _task) =
+        DeferredStore::spawn(&tokio::runtime::Handle::current(), Duration::from_secs(5), move || {
+            let (a, r) = (a.clone(), r.clone());
+            async move {
+                // Fails twice (backend away), then connects.
+                if a.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(session_store::StoreError::Timeout)
+                } else {
+                    Ok(Arc::new(r) as Arc<dyn SessionStore>)
+                }
             }
-        }
-    });
+        });
     let mut rx = deferred.revocations();
     deferred
         .put(&key(1), b"v", Duration::from_secs(60), &[])
@@ -61,13 +62,24 @@ async fn deferred_store_waits_for_a_late_connection_and_forwards_revocations() {
         Some(key(1))
     );
 
-    let never = DeferredStore::spawn(
+    let tries = Arc::new(AtomicUsize::new(0));
+    let t = tries.clone();
+    let (never, task) = DeferredStore::spawn(
         &tokio::runtime::Handle::current(),
         Duration::from_millis(200),
-        || async { Err::<Arc<dyn SessionStore>, _>(session_store::StoreError::Timeout) },
+        move || {
+            t.fetch_add(1, Ordering::SeqCst);
+            async { Err::<Arc<dyn SessionStore>, _>(session_store::StoreError::Timeout) }
+        },
     );
     assert!(
         matches!(never.get(&key(1)).await, Err(session_store::StoreError::Timeout)),
         "bounded wait"
     );
+    // Its owner stops the connecting task (a config reload): no retries after that.
+    task.abort();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopped_at = tries.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(tries.load(Ordering::SeqCst), stopped_at, "no attempt after abort");
 }

@@ -103,7 +103,6 @@ async fn unreachable_redis_fails_fast() {
         matches!(err, StoreError::Unavailable(_) | StoreError::Timeout),
         "{err:?}"
     );
-    assert!(matches!(err.status(), 502 | 504));
     assert!(start.elapsed() < Duration::from_secs(10));
     assert!(matches!(
         RedisStore::connect(RedisConfig::new("not a url")).await,

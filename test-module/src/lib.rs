@@ -24,7 +24,10 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_filter::{AsyncCore, HeaderEdit, Limits, LocalReply, Outcome, Pending, COMPLETION_EVENT};
+use async_filter::{
+    AsyncCore, AsyncError, Completed, HeaderEdit, Limits, LocalReply, Outcome, Pending, TaskFailure, COMPLETION_EVENT,
+};
+use envoy_module::DefineMetrics;
 use envoy_module::{
     send_error, BodyStatus, ConfigContext, Counter, Gauge, HeaderKind, HeadersStatus, Histogram, HttpFilter,
     HttpFilterConfig, HttpStream,
@@ -107,7 +110,7 @@ impl HttpFilterConfig for ProbeFactory {
 
 struct ProbeFilter {
     config: Arc<ProbeConfig>,
-    pending: Option<Pending>,
+    pending: Option<Pending<Outcome>>,
     /// The request is one of the probe paths (not the benchmark path).
     probe_path: bool,
 }
@@ -136,7 +139,12 @@ impl ProbeFilter {
                 HeadersStatus::StopIteration
             }
             Err(e) => {
-                send_error(stream, e.status(), "Service Unavailable", "probe_overloaded");
+                // This test module's own mapping (the OIDC filter has its failure table).
+                let (status, reason) = match e {
+                    AsyncError::Overloaded { .. } => (503, "Service Unavailable"),
+                    AsyncError::Runtime(_) => (500, "Internal Server Error"),
+                };
+                send_error(stream, status, reason, "probe_spawn_refused");
                 HeadersStatus::StopIteration
             }
         }
@@ -295,7 +303,16 @@ impl HttpFilter for ProbeFilter {
     fn on_scheduled(&mut self, stream: &mut dyn HttpStream, event_id: u64) {
         if event_id == COMPLETION_EVENT {
             if let Some(pending) = self.pending.take() {
-                pending.complete(stream);
+                match pending.take() {
+                    Completed::Done(outcome) => outcome.apply(stream),
+                    Completed::Failed(TaskFailure::Panicked) => {
+                        send_error(stream, 500, "Internal Server Error", "async_panic")
+                    }
+                    Completed::Failed(TaskFailure::DeadlineExceeded) => {
+                        send_error(stream, 504, "Gateway Timeout", "async_deadline")
+                    }
+                    Completed::NotReady => {}
+                }
             }
         }
     }

@@ -70,6 +70,23 @@ struct Raw {
     max_in_flight: usize,
     #[serde(default)]
     access_log_user: AccessLogUser,
+    #[serde(default)]
+    error_pages: RawErrorPages,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawErrorPages {
+    html: Option<RawTemplate>,
+    json: Option<RawTemplate>,
+}
+
+/// A template's text: in the config, or in a file read at load.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum RawTemplate {
+    Inline(String),
+    File(String),
 }
 
 /// Where the signed-in user is recorded for access logs.
@@ -289,6 +306,7 @@ impl Default for RawAuthz {
 #[serde(deny_unknown_fields, default)]
 struct RawLogout {
     path: String,
+    signed_out_path: String,
     post_logout_redirect_uri: Option<String>,
     backchannel_path: String,
     end_session_method: EndSessionMethod,
@@ -309,6 +327,7 @@ impl Default for RawLogout {
     fn default() -> Self {
         Self {
             path: "/oauth2/sign_out".into(),
+            signed_out_path: "/oauth2/signed_out".into(),
             post_logout_redirect_uri: None,
             backchannel_path: "/oauth2/backchannel_logout".into(),
             end_session_method: EndSessionMethod::Post,
@@ -406,6 +425,8 @@ pub struct Paths {
     pub callback: String,
     /// Local sign-out.
     pub logout: String,
+    /// The "signed out" page.
+    pub signed_out: String,
     /// Back-channel logout (POST from the IdP).
     pub backchannel: String,
 }
@@ -590,6 +611,52 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// Where the user goes for access logs.
     pub access_log_user: AccessLogUser,
+    /// Error page templates.
+    pub error_pages: ErrorPages,
+}
+
+/// A page or body template with `{{placeholders}}` (see `failure.rs`).
+#[derive(Debug, Clone)]
+pub struct Templates(String);
+
+impl Templates {
+    /// The template text.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    fn load(field: &str, raw: Option<RawTemplate>, default: &str) -> Result<Self, ConfigError> {
+        let text = match raw {
+            None => return Ok(Self(default.to_owned())),
+            Some(RawTemplate::Inline(t)) => t,
+            Some(RawTemplate::File(p)) => {
+                std::fs::read_to_string(&p).map_err(|e| err(field, format!("cannot read {p:?}: {e}")))?
+            }
+        };
+        // A user who reports a problem needs the id that finds its log line.
+        if !text.contains("{{trace_id}}") {
+            return Err(err(field, "must contain {{trace_id}}"));
+        }
+        Ok(Self(text))
+    }
+}
+
+/// The error replies' templates: a page for browsers, a body for API clients.
+#[derive(Debug, Clone)]
+pub struct ErrorPages {
+    /// HTML page.
+    pub html: Templates,
+    /// JSON body.
+    pub json: Templates,
+}
+
+impl Default for ErrorPages {
+    fn default() -> Self {
+        Self {
+            html: Templates(crate::failure::DEFAULT_HTML.to_owned()),
+            json: Templates(crate::failure::DEFAULT_JSON.to_owned()),
+        }
+    }
 }
 
 fn header_name(field: &str, v: &str) -> Result<String, ConfigError> {
@@ -671,6 +738,7 @@ impl Settings {
         let paths = Paths {
             callback: redirect_uri.path().to_owned(),
             logout: abs_path("logout.path", &raw.logout.path)?,
+            signed_out: abs_path("logout.signed_out_path", &raw.logout.signed_out_path)?,
             backchannel: abs_path("logout.backchannel_path", &raw.logout.backchannel_path)?,
         };
 
@@ -889,6 +957,10 @@ impl Settings {
             },
             max_in_flight: raw.max_in_flight,
             access_log_user: raw.access_log_user,
+            error_pages: ErrorPages {
+                html: Templates::load("error_pages.html", raw.error_pages.html, crate::failure::DEFAULT_HTML)?,
+                json: Templates::load("error_pages.json", raw.error_pages.json, crate::failure::DEFAULT_JSON)?,
+            },
         })
     }
 }

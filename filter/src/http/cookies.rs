@@ -53,14 +53,46 @@ pub fn split_ours<'a>(lines: &[&'a [u8]], settings: &CookieSettings) -> Option<S
     })
 }
 
-/// A `Set-Cookie` value: HttpOnly, Path=/, no Domain (`__Host-` rules), with `max_age`
-/// seconds (0 deletes it).
-pub fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool, same_site: SameSite) -> String {
-    format!(
-        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={}{}",
-        same_site.as_str(),
-        if secure { "; Secure" } else { "" }
-    )
+impl CookieSettings {
+    /// `Set-Cookie` of the session cookie.
+    pub fn session(&self, value: &str, max_age: u64) -> String {
+        self.build(&self.name, value, max_age, self.same_site)
+    }
+
+    /// `Set-Cookie` of a login flow's cookie: `Lax`, or the IdP's top-level redirect back
+    /// would arrive without it.
+    pub fn flow(&self, name: &str, value: &str, max_age: u64) -> String {
+        self.build(name, value, max_age, SameSite::Lax)
+    }
+
+    /// `Set-Cookie` that deletes cookie `name` (session or flow).
+    pub fn expire(&self, name: &str) -> String {
+        let same_site = if name == self.name {
+            self.same_site
+        } else {
+            SameSite::Lax
+        };
+        self.build(name, "", 0, same_site)
+    }
+
+    /// HttpOnly, Path=/, no Domain (the `__Host-` rules), `max_age` seconds (0 deletes).
+    fn build(&self, name: &str, value: &str, max_age: u64, same_site: SameSite) -> String {
+        let same_site = match same_site {
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::None => cookie::SameSite::None,
+        };
+        cookie::Cookie::build((name, value))
+            .path("/")
+            .max_age(cookie::time::Duration::seconds(
+                i64::try_from(max_age).unwrap_or(i64::MAX),
+            ))
+            .http_only(true)
+            .same_site(same_site)
+            .secure(self.secure)
+            .build()
+            .to_string()
+    }
 }
 
 #[cfg(test)]
@@ -99,10 +131,34 @@ mod tests {
         assert!(split_ours(&theirs, &settings()).is_none(), "nothing to rewrite");
     }
 
+    fn attrs(set_cookie: &str) -> Vec<String> {
+        let mut a: Vec<String> = set_cookie.split("; ").map(str::to_owned).collect();
+        a.sort();
+        a
+    }
+
     #[test]
     fn set_cookie_attributes() {
-        let c = set_cookie("__Host-s", "v", 60, true, SameSite::Lax);
-        assert_eq!(c, "__Host-s=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure");
-        assert!(!set_cookie("s", "v", 0, false, SameSite::Strict).contains("Secure"));
+        let c = settings();
+        assert_eq!(
+            attrs(&c.session("v", 60)),
+            attrs("__Host-oidc_session=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure")
+        );
+        assert_eq!(
+            attrs(&c.expire("__Host-oidc_flow_x")),
+            attrs("__Host-oidc_flow_x=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure")
+        );
+        let strict = CookieSettings {
+            name: "s".into(),
+            secure: false,
+            same_site: SameSite::Strict,
+            ..settings()
+        };
+        assert!(!strict.session("v", 1).contains("Secure"));
+        assert!(strict.session("v", 1).contains("SameSite=Strict"));
+        assert!(
+            strict.flow("oidc_flow_x", "f", 600).contains("SameSite=Lax"),
+            "flow cookies stay Lax whatever the session's"
+        );
     }
 }

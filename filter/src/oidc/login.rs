@@ -7,7 +7,6 @@ use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, Scope};
 use serde::{Deserialize, Serialize};
 
 use crate::gateway::Gateway;
-use crate::http::cookies::set_cookie;
 use crate::oidc::provider::Provider;
 
 /// How long a login may take at the IdP.
@@ -16,6 +15,7 @@ pub const FLOW_TTL_SECS: u64 = 600;
 const NAME_CHARS: usize = 16;
 
 /// What the flow cookie carries (sealed; the cookie name is the associated data).
+/// `Debug` shows where the user was going, never the flow's secrets.
 #[derive(Serialize, Deserialize)]
 pub struct FlowState {
     /// Anti-CSRF state, compared with the callback's `state`.
@@ -26,6 +26,14 @@ pub struct FlowState {
     pub verifier: String,
     /// Where the user was going (same-origin path).
     pub target: String,
+}
+
+impl std::fmt::Debug for FlowState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowState")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The flow cookie's name for a given state, or `None` for a state we never issue.
@@ -82,6 +90,6 @@ pub fn start(
     let sealed = gw.sessions.sealer().seal(&name, &flow, now + FLOW_TTL_SECS)?;
     Ok(LoginRedirect {
         location: url.to_string(),
-        flow_cookie: set_cookie(&name, &sealed, FLOW_TTL_SECS, c.secure, crate::config::SameSite::Lax),
+        flow_cookie: c.flow(&name, &sealed, FLOW_TTL_SECS),
     })
 }

@@ -1,9 +1,9 @@
-//! OpenID Connect: provider discovery, login, callback, tokens, refresh, logout.
+//! OpenID Connect: provider discovery, login, the code exchange, tokens, refresh.
 
-pub mod callback;
 pub mod claims;
+pub mod code;
 pub mod login;
-pub mod logout;
 pub mod provider;
 pub mod refresh;
 pub mod tokens;
+pub mod transport;

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use jsonwebtoken::jwk::JwkSet;
 use openidconnect::core::{CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata};
-use openidconnect::{reqwest, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, RedirectUrl};
+use openidconnect::{ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, RedirectUrl};
 use url::Url;
 
 use crate::config::ProviderSettings;
 use crate::error::IdpError;
+use crate::oidc::transport::{get_json, IdpHttp, IdpTransport};
 
 /// The OIDC client with the endpoints discovery provides.
 pub type OidcClient =
@@ -51,34 +52,36 @@ pub struct Provider {
 /// The shared, refreshed provider state of one filter config.
 pub struct ProviderHandle {
     settings: Arc<ProviderSettings>,
-    http: reqwest::Client,
+    transport: Arc<dyn IdpTransport>,
     current: ArcSwapOption<Provider>,
     ready: tokio::sync::Notify,
     last_key_refresh: Mutex<Option<Instant>>,
 }
 
 impl ProviderHandle {
-    /// A handle with nothing fetched yet.
-    pub fn new(settings: Arc<ProviderSettings>) -> Result<Arc<Self>, IdpError> {
-        // Redirects are never followed (SSRF and token leakage), as openidconnect requires.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .build()
-            .map_err(IdpError::Client)?;
-        Ok(Arc::new(Self {
+    /// A handle with nothing fetched yet, talking to the IdP through `transport`.
+    pub fn new(settings: Arc<ProviderSettings>, transport: Arc<dyn IdpTransport>) -> Arc<Self> {
+        Arc::new(Self {
             settings,
-            http,
+            transport,
             current: ArcSwapOption::empty(),
             ready: tokio::sync::Notify::new(),
             last_key_refresh: Mutex::new(None),
-        }))
+        })
     }
 
-    /// The HTTP client for calls to the IdP.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// The HTTP client openidconnect's requests go through (our transport).
+    pub fn http(&self) -> IdpHttp {
+        IdpHttp(self.transport.clone())
+    }
+
+    /// A GET of JSON from the IdP (userinfo with `bearer`): the body of a 2xx answer.
+    pub async fn get_json(&self, url: &str, bearer: Option<&str>) -> Result<Vec<u8>, IdpError> {
+        let resp = self.transport.send(get_json(url, bearer)?).await?;
+        if !resp.status().is_success() {
+            return Err(IdpError::Status(resp.status().as_u16()));
+        }
+        Ok(resp.into_body())
     }
 
     /// The provider settings.
@@ -155,31 +158,17 @@ impl ProviderHandle {
         }
     }
 
-    async fn get_json(&self, url: &str) -> Result<Vec<u8>, IdpError> {
-        let resp = self
-            .http
-            .get(url)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(IdpError::from_reqwest)?;
-        if !resp.status().is_success() {
-            return Err(IdpError::Status(resp.status().as_u16()));
-        }
-        Ok(resp.bytes().await.map_err(IdpError::from_reqwest)?.to_vec())
-    }
-
     async fn fetch(&self) -> Result<Provider, IdpError> {
         let s = &self.settings;
         let url = format!("{}/.well-known/openid-configuration", s.issuer.trim_end_matches('/'));
-        let doc = self.get_json(&url).await?;
+        let doc = self.get_json(&url, None).await?;
         let metadata: CoreProviderMetadata = serde_json::from_slice(&doc).map_err(IdpError::Discovery)?;
         let extra: serde_json::Value = serde_json::from_slice(&doc).map_err(IdpError::Discovery)?;
         // OIDC Discovery §4.3: the issuer in the document MUST exactly match.
         if metadata.issuer().as_str() != s.issuer {
             return Err(IdpError::IssuerMismatch);
         }
-        let keys = self.get_json(metadata.jwks_uri().as_str()).await?;
+        let keys = self.get_json(metadata.jwks_uri().as_str(), None).await?;
         let oidc_keys: CoreJsonWebKeySet = serde_json::from_slice(&keys).map_err(IdpError::Discovery)?;
         let jwks: JwkSet = serde_json::from_slice(&keys).map_err(IdpError::Discovery)?;
         let metadata = metadata.set_jwks(oidc_keys);

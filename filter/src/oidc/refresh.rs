@@ -5,10 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use openidconnect::core::CoreErrorResponseType;
 use openidconnect::{OAuth2TokenResponse, RefreshToken as OidcRefreshToken, RequestTokenError, TokenResponse};
-use session_store::{IdToken, OpenedTicket, RefreshToken, Session};
+use session_store::{IdToken, Lifetimes, OpenedTicket, RefreshToken, Session, Sessions, StoreKey};
 
-use crate::gateway::Gateway;
+use crate::clock::Clock;
+use crate::config::RefreshSettings;
+use crate::oidc::provider::ProviderHandle;
 
 /// How a refresh ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,41 +39,76 @@ impl RefreshOutcome {
 }
 
 /// Whether the session's access token should be refreshed now.
-pub fn due(gw: &Gateway, s: &Session, now: u64) -> bool {
+pub fn due(policy: &RefreshSettings, s: &Session, now: u64) -> bool {
     s.tokens.refresh.is_some()
         && s.tokens
             .access_expires_at
-            .is_some_and(|exp| exp <= now + gw.settings.refresh.leeway.as_secs())
+            .is_some_and(|exp| exp <= now + policy.leeway.as_secs())
 }
 
-/// Refreshes (or waits for a concurrent refresh); `None` if the session ended.
-pub async fn refresh(gw: &Arc<Gateway>, ticket: &OpenedTicket) -> (Option<Arc<Session>>, RefreshOutcome) {
-    let key = ticket.store_key();
-    let gw2 = gw.clone();
-    let t = ticket.clone();
-    // Concurrent callers for the same session in this process await the same future;
-    // only the caller that ran it reports its outcome, the others report `Shared`.
-    let entry = gw
-        .refreshing
-        .entry(key)
-        .or_insert_with(async move { Arc::new(refresh_across_replicas(&gw2, &t).await) })
-        .await;
-    let fresh = entry.is_fresh();
-    let (session, outcome) = entry.into_value().as_ref().clone();
-    (session, if fresh { outcome } else { RefreshOutcome::Shared })
+/// What a refresh needs, and nothing more (cheap to clone: handles).
+#[derive(Clone)]
+pub struct RefreshContext {
+    /// Where sessions and the cross-replica lock live.
+    pub sessions: Sessions,
+    /// The IdP.
+    pub provider: Arc<ProviderHandle>,
+    /// Leeway and lock lifetime.
+    pub policy: RefreshSettings,
+    /// Lifetimes, to push the idle expiry of a refreshed session.
+    pub lifetimes: Lifetimes,
+    /// How long to wait for a first discovery.
+    pub startup_wait: Duration,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A refresh result as shared between coalesced callers.
-pub type Shared = (Option<Arc<Session>>, RefreshOutcome);
+type Shared = (Option<Arc<Session>>, RefreshOutcome);
 
-async fn refresh_across_replicas(gw: &Gateway, t: &OpenedTicket) -> Shared {
-    let deadline = Instant::now() + gw.settings.refresh.lock_ttl;
+/// Refreshes single-flight: concurrent requests of one session in this process share
+/// one refresh, and replicas take turns under the store's lock.
+pub struct Refresher {
+    in_flight: moka::future::Cache<StoreKey, Arc<Shared>>,
+}
+
+impl Default for Refresher {
+    fn default() -> Self {
+        Self {
+            // Entries only coalesce concurrent callers; they expire right after.
+            in_flight: moka::future::Cache::builder()
+                .time_to_live(Duration::from_secs(1))
+                .max_capacity(100_000)
+                .build(),
+        }
+    }
+}
+
+impl Refresher {
+    /// Refreshes (or waits for a concurrent refresh); `None` if the session ended.
+    pub async fn refresh(&self, cx: &RefreshContext, ticket: &OpenedTicket) -> Shared {
+        // Concurrent callers for the same session await the same future; only the
+        // caller that ran it reports its outcome, the others report `Shared`.
+        let (cx, t) = (cx.clone(), ticket.clone());
+        let entry = self
+            .in_flight
+            .entry(ticket.store_key())
+            .or_insert_with(async move { Arc::new(refresh_across_replicas(&cx, &t).await) })
+            .await;
+        let fresh = entry.is_fresh();
+        let (session, outcome) = entry.into_value().as_ref().clone();
+        (session, if fresh { outcome } else { RefreshOutcome::Shared })
+    }
+}
+
+async fn refresh_across_replicas(cx: &RefreshContext, t: &OpenedTicket) -> Shared {
+    let deadline = Instant::now() + cx.policy.lock_ttl;
     loop {
-        let now = session_store::unix_now();
-        match gw.sessions.try_lock(t, gw.settings.refresh.lock_ttl).await {
+        let now = cx.clock.now();
+        match cx.sessions.try_lock(t, cx.policy.lock_ttl).await {
             Ok(Some(lock)) => {
-                let result = refresh_locked(gw, t, now).await;
-                if let Err(e) = gw.sessions.unlock(t, &lock).await {
+                let result = refresh_locked(cx, t, now).await;
+                if let Err(e) = cx.sessions.unlock(t, &lock).await {
                     tracing::warn!(error = %e, "refresh lock release failed (it expires by itself)");
                 }
                 return result;
@@ -78,8 +116,9 @@ async fn refresh_across_replicas(gw: &Gateway, t: &OpenedTicket) -> Shared {
             Ok(None) => {
                 // Another replica holds the lock: wait for its result in the store.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                match gw.sessions.load(t, session_store::unix_now()).await {
-                    Ok(Some(s)) if !due(gw, &s, session_store::unix_now()) => return (Some(s), RefreshOutcome::Shared),
+                let now = cx.clock.now();
+                match cx.sessions.load(t, now).await {
+                    Ok(Some(s)) if !due(&cx.policy, &s, now) => return (Some(s), RefreshOutcome::Shared),
                     Ok(None) => return (None, RefreshOutcome::Ended),
                     _ if Instant::now() > deadline => return (None, RefreshOutcome::Failed),
                     _ => continue,
@@ -93,9 +132,9 @@ async fn refresh_across_replicas(gw: &Gateway, t: &OpenedTicket) -> Shared {
     }
 }
 
-async fn refresh_locked(gw: &Gateway, t: &OpenedTicket, now: u64) -> Shared {
+async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shared {
     // Re-read under the lock: the previous holder may have refreshed already.
-    let current = match gw.sessions.load(t, now).await {
+    let current = match cx.sessions.load(t, now).await {
         Ok(Some(s)) => s,
         Ok(None) => return (None, RefreshOutcome::Ended),
         Err(e) => {
@@ -103,13 +142,13 @@ async fn refresh_locked(gw: &Gateway, t: &OpenedTicket, now: u64) -> Shared {
             return (None, RefreshOutcome::Failed);
         }
     };
-    if !due(gw, &current, now) {
+    if !due(&cx.policy, &current, now) {
         return (Some(current), RefreshOutcome::Shared);
     }
     let Some(refresh_token) = current.tokens.refresh.as_ref() else {
         return (Some(current), RefreshOutcome::Shared);
     };
-    let provider = match gw.provider.wait(gw.settings.timeouts.startup_wait).await {
+    let provider = match cx.provider.wait(cx.startup_wait).await {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "refresh: provider unavailable");
@@ -124,7 +163,8 @@ async fn refresh_locked(gw: &Gateway, t: &OpenedTicket, now: u64) -> Shared {
             return (Some(current), RefreshOutcome::Failed);
         }
     };
-    match request.request_async(gw.provider.http()).await {
+    let http = cx.provider.http();
+    match request.request_async(&http).await {
         Ok(token) => {
             let mut s = (*current).clone();
             s.tokens.access = session_store::AccessToken::new(token.access_token().secret().clone());
@@ -135,8 +175,8 @@ async fn refresh_locked(gw: &Gateway, t: &OpenedTicket, now: u64) -> Shared {
             if let Some(id) = token.id_token() {
                 s.tokens.id_token = Some(IdToken::new(id.to_string()));
             }
-            s.touch(now, gw.settings.session.lifetimes);
-            match gw.sessions.save(t, s, now).await {
+            s.touch(now, cx.lifetimes);
+            match cx.sessions.save(t, s, now).await {
                 Ok(saved) => (Some(saved), RefreshOutcome::Refreshed),
                 Err(e) => {
                     tracing::warn!(error = %e, "refreshed tokens could not be stored");
@@ -144,9 +184,11 @@ async fn refresh_locked(gw: &Gateway, t: &OpenedTicket, now: u64) -> Shared {
                 }
             }
         }
-        Err(RequestTokenError::ServerResponse(r)) if r.error().to_string() == "invalid_grant" => {
+        Err(RequestTokenError::ServerResponse(r)) if *r.error() == CoreErrorResponseType::InvalidGrant => {
             tracing::info!("refresh token rejected (invalid_grant): ending the session");
-            let _ = gw.sessions.delete(t).await;
+            if let Err(e) = cx.sessions.delete(t).await {
+                tracing::warn!(error = %e, "ended session could not be deleted (it expires by itself)");
+            }
             (None, RefreshOutcome::Ended)
         }
         Err(e) => {

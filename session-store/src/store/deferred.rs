@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{broadcast, OnceCell};
+use tokio::task::AbortHandle;
 
 use super::{LockToken, Revocation, SessionStore, StoreError};
 use crate::ticket::{IndexKey, StoreKey};
@@ -31,8 +32,10 @@ impl std::fmt::Debug for DeferredStore {
 
 impl DeferredStore {
     /// Starts connecting on `runtime` with `connect`, retried with backoff until it
-    /// succeeds; revocations of the real store are forwarded once it is up.
-    pub fn spawn<F, Fut>(runtime: &tokio::runtime::Handle, wait: Duration, connect: F) -> Self
+    /// succeeds; revocations of the real store are forwarded once it is up. The caller
+    /// owns the returned handle of that task and aborts it when the store is done with
+    /// (a config reload), else its connection and subscription outlive the config.
+    pub fn spawn<F, Fut>(runtime: &tokio::runtime::Handle, wait: Duration, connect: F) -> (Self, AbortHandle)
     where
         F: Fn() -> Fut + Send + 'static,
         Fut: Future<Output = Result<Arc<dyn SessionStore>, StoreError>> + Send,
@@ -45,7 +48,7 @@ impl DeferredStore {
             wait,
         };
         let task = me.clone();
-        runtime.spawn(async move {
+        let handle = runtime.spawn(async move {
             let mut delay = Duration::from_millis(200);
             let store = loop {
                 match connect().await {
@@ -73,7 +76,7 @@ impl DeferredStore {
                 }
             }
         });
-        me
+        (me, handle.abort_handle())
     }
 
     /// True once the real store is connected.

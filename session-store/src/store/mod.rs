@@ -48,17 +48,6 @@ pub enum StoreError {
     Random(#[from] getrandom::Error),
 }
 
-impl StoreError {
-    /// The HTTP status a request gets when its session I/O fails this way.
-    pub fn status(&self) -> u16 {
-        match self {
-            StoreError::Timeout => 504,
-            StoreError::InvalidUrl(_) | StoreError::Random(_) => 500,
-            _ => 502,
-        }
-    }
-}
-
 /// A session store: opaque values with TTLs, secondary indexes, short locks, revocations.
 #[async_trait]
 pub trait SessionStore: Send + Sync {

@@ -1,94 +1,42 @@
-//! The login callback. Synchronously: IdP errors, `state` against the flow cookie and the
-//! RFC 9207 `iss` parameter. Then on the async core: code exchange with the PKCE
-//! verifier, full ID-token validation, userinfo, authorization rules, session write.
+//! The authorization code, turned into a session: exchange with the PKCE verifier, full
+//! ID-token validation, userinfo, authorization rules, session write.
 
 use std::time::Instant;
 
+use openidconnect::core::CoreErrorResponseType;
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, Nonce, OAuth2TokenResponse, PkceCodeVerifier, RequestTokenError, TokenResponse,
 };
 use session_store::{AccessToken, IdToken, RefreshToken, Session, Tokens};
-use subtle::ConstantTimeEq;
 
 use crate::authz;
-use crate::error::{CallbackError, IdpError};
+use crate::error::CallbackError;
 use crate::gateway::Gateway;
-use crate::http::{cookies, query_param};
 use crate::oidc::claims;
-use crate::oidc::login::{flow_cookie_name, FlowState};
+use crate::oidc::login::FlowState;
 use crate::oidc::provider::{Provider, ALLOWED_ALGS};
 
-/// A callback that passed the synchronous checks.
-pub struct CheckedCallback {
-    code: String,
-    flow: FlowState,
-    /// The flow cookie to clear.
-    pub flow_cookie_name: String,
-}
-
-/// The synchronous checks, in the order RFC 9700 / RFC 9207 want them.
-pub fn check(gw: &Gateway, path: &str, cookie_lines: &[&[u8]], now: u64) -> Result<CheckedCallback, CallbackError> {
-    if let Some(error) = query_param(path, "error") {
-        // Keep only a safe token of the IdP's error for logs and the page.
-        let error: String = error
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .take(64)
-            .collect();
-        return Err(CallbackError::IdpRejected(error));
-    }
-    let (Some(code), Some(state)) = (query_param(path, "code"), query_param(path, "state")) else {
-        return Err(CallbackError::MissingParameters);
-    };
-    let name = flow_cookie_name(&gw.settings.cookie.flow_prefix, &state).ok_or(CallbackError::UnknownState)?;
-    let sealed = cookies::find(cookie_lines, &name).ok_or(CallbackError::UnknownState)?;
-    let (flow, _) = gw
-        .sessions
-        .sealer()
-        .open::<FlowState>(&name, sealed, now)
-        .map_err(|_| CallbackError::UnknownState)?;
-    if !bool::from(flow.state.as_bytes().ct_eq(state.as_bytes())) {
-        return Err(CallbackError::StateMismatch);
-    }
-    // RFC 9207 §2.4: compare `iss` exactly when present; require it when promised.
-    match query_param(path, "iss") {
-        Some(iss) if iss != gw.settings.provider.issuer => return Err(CallbackError::IssuerMismatch),
-        None if gw.provider.current().is_some_and(|p| p.iss_parameter_supported) => {
-            return Err(CallbackError::IssuerMismatch)
-        }
-        _ => {}
-    }
-    Ok(CheckedCallback {
-        code,
-        flow,
-        flow_cookie_name: name,
-    })
-}
-
-/// A completed login: the session cookie to set and where to send the user.
+/// A completed login: the session cookie to set.
 pub struct LoggedIn {
     /// Session cookie value.
     pub cookie: String,
-    /// Same-origin target.
-    pub target: String,
     /// Time spent in the async part.
     pub elapsed_ms: u64,
 }
 
-/// The async part: exchange, validation, userinfo, rules, session write.
-pub async fn complete(gw: &Gateway, cb: CheckedCallback) -> Result<LoggedIn, CallbackError> {
+/// Exchange, validation, userinfo, rules, session write.
+pub async fn complete_login(gw: &Gateway, code: String, flow: &FlowState) -> Result<LoggedIn, CallbackError> {
     let started = Instant::now();
     let provider = gw.provider.wait(gw.settings.timeouts.startup_wait).await?;
-    let session = exchange_and_validate(gw, &provider, cb.code, &cb.flow).await?;
+    let session = exchange_and_validate(gw, &provider, code, flow).await?;
     if !authz::allowed_at_login(&gw.settings.authz, &session.claims) {
         tracing::info!(subject = %session.subject, "login refused by authorization rules");
         return Err(CallbackError::Forbidden);
     }
-    let now = session_store::unix_now();
+    let now = gw.clock.now();
     let (cookie, _, _) = gw.sessions.create(session, now).await?;
     Ok(LoggedIn {
         cookie,
-        target: cb.flow.target,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }
@@ -103,14 +51,19 @@ async fn exchange_and_validate(
     let token = p
         .client
         .exchange_code(AuthorizationCode::new(code))
-        .map_err(|e| CallbackError::CodeRejected(e.to_string()))?
+        .map_err(|e| CallbackError::TokenResponse(e.to_string()))?
         .set_pkce_verifier(PkceCodeVerifier::new(flow.verifier.clone()))
-        .request_async(http)
+        .request_async(&http)
         .await
         .map_err(|e| match e {
-            RequestTokenError::ServerResponse(r) => CallbackError::CodeRejected(r.error().to_string()),
-            RequestTokenError::Request(inner) => CallbackError::Idp(IdpError::from_http_client(inner)),
-            other => CallbackError::CodeRejected(other.to_string()),
+            // RFC 6749 §5.2: only invalid_grant is about the code the browser brought
+            // (expired, replayed); every other answer is the IdP's or our client's.
+            RequestTokenError::ServerResponse(r) if *r.error() == CoreErrorResponseType::InvalidGrant => {
+                CallbackError::CodeRejected(r.error().to_string())
+            }
+            RequestTokenError::ServerResponse(r) => CallbackError::TokenResponse(r.error().to_string()),
+            RequestTokenError::Request(inner) => CallbackError::Idp(inner),
+            other => CallbackError::TokenResponse(other.to_string()),
         })?;
     let id_token = token.id_token().ok_or(CallbackError::NoIdToken)?;
     // OIDC Core 3.1.3.7: signature (algorithm allow-list), iss exact, aud contains us,
@@ -138,7 +91,7 @@ async fn exchange_and_validate(
     let subject = id_claims.subject().clone();
     let userinfo = fetch_userinfo(gw, p, token.access_token().secret(), subject.as_str()).await?;
     let claims = claims::select(&gw.settings, &[&id_payload, &userinfo]);
-    let now = session_store::unix_now();
+    let now = gw.clock.now();
     let tokens = Tokens {
         access: AccessToken::new(token.access_token().secret().clone()),
         access_expires_at: token.expires_in().map(|d| now + d.as_secs()),
@@ -168,22 +121,11 @@ async fn fetch_userinfo(
     let Some(url) = p.client.user_info_url() else {
         return Ok(serde_json::Map::new());
     };
-    let resp = gw
-        .provider
-        .http()
-        .get(url.as_str())
-        .bearer_auth(access_token)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| CallbackError::Idp(IdpError::from_reqwest(e)))?;
-    if !resp.status().is_success() {
-        return Err(CallbackError::UserInfo(format!("HTTP {}", resp.status().as_u16())));
-    }
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| CallbackError::Idp(IdpError::from_reqwest(e)))?;
+    let bytes = match gw.provider.get_json(url.as_str(), Some(access_token)).await {
+        Ok(b) => b,
+        Err(crate::error::IdpError::Status(status)) => return Err(CallbackError::UserInfo(format!("HTTP {status}"))),
+        Err(e) => return Err(CallbackError::Idp(e)),
+    };
     let info: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&bytes).map_err(|e| CallbackError::UserInfo(e.to_string()))?;
     // OIDC Core 5.3.2: the userinfo `sub` MUST match the ID token's (token substitution).

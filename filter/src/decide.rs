@@ -1,0 +1,382 @@
+//! The decisions: what the filter does with a request, as data. The hook gathers
+//! [`Facts`] from the stream, [`decide`] turns them (with what the session cache and the
+//! provider snapshot say) into a [`Decision`], and only the hook applies it. Work that
+//! needs I/O comes back as [`Verdict::Async`]; the task ends in the same functions
+//! ([`for_session`], [`for_bearer`], [`unauthenticated`]), never in a second copy.
+
+use envoy_module::TraceId;
+use serde_json::{Map, Value};
+use session_store::{Check, OpenedTicket, Session};
+
+use crate::config::RouteSettings;
+use crate::endpoints;
+use crate::failure::{Failure, FailureKind, ReplyFormat};
+use crate::gateway::Gateway;
+use crate::http::path;
+use crate::metrics::Metric;
+use crate::oidc::tokens::{self, Kind, TokenCheck};
+use crate::oidc::{claims, login, refresh};
+use crate::session::identity;
+use async_filter::LocalReply;
+
+/// What the hook read from the request. Owned: the stream is mutated afterwards.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// `:method`.
+    pub method: String,
+    /// `:path` as sent (with the query).
+    pub path: String,
+    /// The route's rules (default: authenticate, no group rule).
+    pub route: RouteSettings,
+    /// Our session cookie's value, if sent.
+    pub session_cookie: Option<String>,
+    /// The cookie lines' flow cookie for a callback (all cookie lines, for the callback).
+    pub cookie_header: Vec<Vec<u8>>,
+    /// `Authorization: Bearer` token, read before any header is stripped.
+    pub bearer: Option<String>,
+    /// An API client (401) rather than a browser (302)?
+    pub api: bool,
+    /// How error replies are written for this client.
+    pub format: ReplyFormat,
+    /// The request's trace id.
+    pub trace: TraceId,
+}
+
+impl Facts {
+    /// The path without query.
+    pub fn bare_path(&self) -> &str {
+        self.path.split('?').next().unwrap_or("/")
+    }
+
+    /// Where a "try again" link of an error page goes: this request's same-origin target.
+    pub fn retry_url(&self) -> String {
+        path::same_origin_target(&self.path)
+    }
+}
+
+/// A signed-in request's identity, to apply before continuing.
+#[derive(Debug)]
+pub struct Admission {
+    /// Identity headers for the upstream.
+    pub headers: Vec<(String, String)>,
+    /// Who, for access logs.
+    pub user: String,
+    /// The session with its idle expiry pushed, to write back (cache now, store later).
+    pub touch: Option<(OpenedTicket, Session)>,
+    /// Admitted on a bearer token, which then goes upstream as it came.
+    pub by_bearer: bool,
+}
+
+impl Verdict {
+    /// Whether the client's `authorization` header was (or is being) checked as a bearer
+    /// token, so it is the caller's credential rather than a spoofed identity.
+    pub fn keeps_authorization(&self) -> bool {
+        matches!(
+            self,
+            Verdict::Admit(Admission { by_bearer: true, .. }) | Verdict::Async(Work::Bearer { .. })
+        )
+    }
+}
+
+/// What happens to the request.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Continue without identity (public route, pass-through rule).
+    Pass,
+    /// Continue as this user.
+    Admit(Admission),
+    /// Answer with this reply (login redirect, sign-out page, logout acknowledgement).
+    Reply(LocalReply),
+    /// Answer with the failure's error page.
+    Fail(Failure),
+    /// Needs I/O: finish off the worker thread.
+    Async(Work),
+    /// Wait for the request body (back-channel logout).
+    AwaitBody,
+}
+
+/// Work for the async core.
+#[derive(Debug)]
+pub enum Work {
+    /// Load the session (cache miss) or refresh its tokens, then decide.
+    Session {
+        /// The opened cookie.
+        ticket: OpenedTicket,
+        /// The session was in the cache (a refresh is due).
+        cached: bool,
+        /// Route rules.
+        route: RouteSettings,
+        /// Where an ended session goes.
+        next: Unauthenticated,
+    },
+    /// A bearer token signed with a key not fetched yet.
+    Bearer {
+        /// The token.
+        token: String,
+        /// Route rules.
+        route: RouteSettings,
+    },
+    /// Start a login once discovery has succeeded.
+    Login(Unauthenticated),
+    /// The login callback, past its synchronous checks.
+    Callback(endpoints::callback::CheckedCallback),
+    /// Sign-out of whatever session the cookie names.
+    SignOut(Option<Check>),
+}
+
+/// Where an unauthenticated request goes.
+#[derive(Debug, Clone)]
+pub enum Unauthenticated {
+    /// 401 with `WWW-Authenticate`.
+    Api,
+    /// 302 to the IdP, back to `target` afterwards; `clear_cookie` drops a bad cookie.
+    Browser {
+        /// Same-origin path to return to.
+        target: String,
+        /// Also expire the session cookie.
+        clear_cookie: bool,
+    },
+}
+
+/// A verdict and what to count.
+#[derive(Debug)]
+pub struct Decision {
+    /// What happens.
+    pub verdict: Verdict,
+    /// Metrics to record on the worker.
+    pub metrics: Vec<Metric>,
+}
+
+impl From<Verdict> for Decision {
+    fn from(verdict: Verdict) -> Self {
+        Self {
+            verdict,
+            metrics: Vec::new(),
+        }
+    }
+}
+
+impl Decision {
+    /// The verdict, counting `m`.
+    pub fn counting(verdict: Verdict, m: Metric) -> Self {
+        Self {
+            verdict,
+            metrics: vec![m],
+        }
+    }
+}
+
+/// Decides a request from its facts. No I/O.
+pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
+    let paths = &gw.settings.paths;
+    let bare = f.bare_path();
+    if bare == paths.callback {
+        let lines: Vec<&[u8]> = f.cookie_header.iter().map(Vec::as_slice).collect();
+        return match endpoints::callback::check(gw, &f.path, &lines, now) {
+            Ok(cb) => Verdict::Async(Work::Callback(cb)).into(),
+            Err(e) => {
+                let failure = Failure::from(e);
+                let label = failure.reason;
+                Decision::counting(Verdict::Fail(failure), Metric::LoginFailed(label))
+            }
+        };
+    }
+    if bare == paths.logout {
+        let check = f.session_cookie.as_deref().map(|v| gw.sessions.check(v, now));
+        return Verdict::Async(Work::SignOut(check)).into();
+    }
+    if bare == paths.signed_out {
+        return Verdict::Reply(endpoints::sign_out::signed_out_page()).into();
+    }
+    if bare == paths.backchannel {
+        return if f.method == "POST" {
+            Verdict::AwaitBody.into()
+        } else {
+            Decision::counting(
+                Verdict::Fail(Failure::new(FailureKind::BadRequest, "backchannel_method")),
+                Metric::Backchannel("invalid"),
+            )
+        };
+    }
+
+    let pass = &gw.settings.pass_through;
+    if f.route.disabled || (!pass.is_empty() && pass.matches(&f.method, &path::normalize(bare))) {
+        return Verdict::Pass.into();
+    }
+
+    let mut bad_cookie = false;
+    if let Some(value) = &f.session_cookie {
+        match gw.sessions.check(value, now) {
+            Check::Hit(session, ticket) => {
+                if refresh::due(&gw.settings.refresh, &session, now) {
+                    let work = Work::Session {
+                        ticket,
+                        cached: true,
+                        route: f.route.clone(),
+                        next: next_step(f, true),
+                    };
+                    return Decision::counting(Verdict::Async(work), Metric::CacheHit);
+                }
+                let touch = touched(gw, &session, now).map(|t| (ticket, t));
+                let verdict = match for_session(gw, &session, &f.route) {
+                    Verdict::Admit(a) => Verdict::Admit(Admission { touch, ..a }),
+                    other => other,
+                };
+                return Decision::counting(verdict, Metric::CacheHit);
+            }
+            Check::Miss(ticket) => {
+                let work = Work::Session {
+                    ticket,
+                    cached: false,
+                    route: f.route.clone(),
+                    next: next_step(f, true),
+                };
+                return Decision::counting(Verdict::Async(work), Metric::CacheMiss);
+            }
+            Check::Invalid(reason) => {
+                tracing::debug!(trace_id = %f.trace, %reason, "session cookie rejected");
+                bad_cookie = true;
+            }
+        }
+    }
+    if gw.settings.bearer.enabled {
+        if let Some(token) = &f.bearer {
+            return bearer_sync(gw, token, &f.route);
+        }
+    }
+    unauthenticated(gw, next_step(f, bad_cookie), now)
+}
+
+fn next_step(f: &Facts, clear_cookie: bool) -> Unauthenticated {
+    if f.api {
+        Unauthenticated::Api
+    } else {
+        Unauthenticated::Browser {
+            target: path::same_origin_target(&f.path),
+            clear_cookie,
+        }
+    }
+}
+
+/// A live session meets the route's rules: admit it with its identity headers.
+pub fn for_session(gw: &Gateway, session: &Session, route: &RouteSettings) -> Verdict {
+    if !route_allows(gw, &session.claims, route) {
+        return Verdict::Fail(Failure::new(FailureKind::Forbidden, "forbidden"));
+    }
+    Verdict::Admit(Admission {
+        headers: identity::for_session(&gw.settings, session),
+        user: session.subject.clone(),
+        touch: None,
+        by_bearer: false,
+    })
+}
+
+/// A valid bearer token meets the route's rules: admit it.
+pub fn for_bearer(gw: &Gateway, token_claims: &Map<String, Value>, route: &RouteSettings) -> Decision {
+    let selected = claims::select(&gw.settings, &[token_claims]);
+    let verdict = if route_allows(gw, &selected, route) {
+        Verdict::Admit(Admission {
+            headers: identity::for_bearer(&gw.settings, token_claims),
+            user: token_claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            touch: None,
+            by_bearer: true,
+        })
+    } else {
+        Verdict::Fail(Failure::new(FailureKind::Forbidden, "forbidden"))
+    };
+    Decision::counting(verdict, Metric::Bearer("valid"))
+}
+
+fn bearer_sync(gw: &Gateway, token: &str, route: &RouteSettings) -> Decision {
+    let Some(provider) = gw.provider.current() else {
+        return Verdict::Async(Work::Bearer {
+            token: token.to_owned(),
+            route: route.clone(),
+        })
+        .into();
+    };
+    let s = &gw.settings;
+    match tokens::verify(&provider, token, &s.provider.issuer, &s.bearer.audiences, Kind::Bearer) {
+        TokenCheck::Valid(c) => for_bearer(gw, &c, route),
+        TokenCheck::Invalid(why) => invalid_bearer(why),
+        TokenCheck::UnknownKey => Verdict::Async(Work::Bearer {
+            token: token.to_owned(),
+            route: route.clone(),
+        })
+        .into(),
+    }
+}
+
+/// A bearer token that is not valid.
+pub fn invalid_bearer(why: String) -> Decision {
+    Decision::counting(
+        Verdict::Fail(Failure::because(FailureKind::Unauthorized, "invalid_token", why)),
+        Metric::Bearer("invalid"),
+    )
+}
+
+/// No (valid) credentials: 401 for API clients, the login redirect for browsers (async
+/// when discovery has not succeeded yet).
+pub fn unauthenticated(gw: &Gateway, next: Unauthenticated, now: u64) -> Decision {
+    match (next, gw.provider.current()) {
+        (Unauthenticated::Api, _) => Verdict::Fail(Failure::new(FailureKind::Unauthorized, "no_credentials")).into(),
+        (Unauthenticated::Browser { target, clear_cookie }, Some(p)) => {
+            login_redirect(gw, &p, target, clear_cookie, now)
+        }
+        (next, None) => Verdict::Async(Work::Login(next)).into(),
+    }
+}
+
+/// The 302 to the IdP with a fresh flow cookie.
+pub fn login_redirect(
+    gw: &Gateway,
+    provider: &crate::oidc::provider::Provider,
+    target: String,
+    clear_cookie: bool,
+    now: u64,
+) -> Decision {
+    let redirect = match login::start(gw, provider, target, now) {
+        Ok(r) => r,
+        Err(e) => return Verdict::Fail(Failure::because(FailureKind::Internal, "login_seal", e)).into(),
+    };
+    let c = &gw.settings.cookie;
+    let mut headers = vec![
+        ("location".to_owned(), redirect.location.into_bytes()),
+        ("set-cookie".to_owned(), redirect.flow_cookie.into_bytes()),
+        ("cache-control".to_owned(), b"no-store".to_vec()),
+    ];
+    if clear_cookie {
+        headers.push(("set-cookie".into(), c.expire(&c.name).into_bytes()));
+    }
+    Decision::counting(
+        Verdict::Reply(LocalReply {
+            status: 302,
+            headers,
+            body: Vec::new(),
+            details: "oidc_login_redirect".into(),
+        }),
+        Metric::LoginStarted,
+    )
+}
+
+/// The session with its idle expiry pushed, if it was last marked used long enough ago
+/// (a tenth of the idle timeout, at most a minute) to be worth a store write.
+pub fn touched(gw: &Gateway, session: &Session, now: u64) -> Option<Session> {
+    let life = gw.settings.session.lifetimes;
+    let period = (life.idle_secs / 10).clamp(1, 60);
+    (now.saturating_sub(session.last_used_at) >= period).then(|| {
+        let mut t = session.clone();
+        t.touch(now, life);
+        t
+    })
+}
+
+/// Whether claims meet the route's group requirement (sessions and bearer tokens alike).
+fn route_allows(gw: &Gateway, c: &session_store::Claims, route: &RouteSettings) -> bool {
+    route.require_groups.is_empty()
+        || crate::authz::in_any_group(c, &gw.settings.authz.groups_claim, &route.require_groups)
+}

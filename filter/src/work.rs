@@ -1,0 +1,117 @@
+//! The async half of the decisions: each [`Work`] runs on the async core and ends in the
+//! same decision functions as the synchronous path.
+
+use std::sync::Arc;
+
+use crate::decide::{self, Decision, Unauthenticated, Verdict, Work};
+use crate::endpoints;
+use crate::failure::Failure;
+use crate::gateway::Gateway;
+use crate::metrics::Metric;
+use crate::oidc::refresh::RefreshOutcome;
+use crate::oidc::tokens::{self, Kind, TokenCheck};
+
+/// Runs one piece of work to its decision (never [`Verdict::Async`] again).
+pub async fn run(gw: Arc<Gateway>, work: Work) -> Decision {
+    match work {
+        Work::Session {
+            ticket,
+            cached,
+            route,
+            next,
+        } => session(&gw, ticket, cached, route, next).await,
+        Work::Bearer { token, route } => bearer(&gw, token, route).await,
+        Work::Login(next) => login(&gw, next).await,
+        Work::Callback(cb) => endpoints::callback::complete(&gw, cb).await,
+        Work::SignOut(check) => endpoints::sign_out::run(&gw, check).await,
+    }
+}
+
+async fn session(
+    gw: &Gateway,
+    ticket: session_store::OpenedTicket,
+    cached: bool,
+    route: crate::config::RouteSettings,
+    next: Unauthenticated,
+) -> Decision {
+    let now = gw.clock.now();
+    let mut metrics = Vec::new();
+    // A cached session may have left the cache since the check: then read the store.
+    let loaded = match gw.sessions.cache().get(&ticket.store_key()).filter(|_| cached) {
+        Some(s) => Ok(Some(s)),
+        None => gw.sessions.load(&ticket, now).await,
+    };
+    let mut session = match loaded {
+        Ok(s) => s,
+        Err(e) => {
+            return Decision {
+                verdict: Verdict::Fail(Failure::from(e)),
+                metrics: vec![Metric::StoreError],
+            }
+        }
+    };
+    if session
+        .as_ref()
+        .is_some_and(|s| crate::oidc::refresh::due(&gw.settings.refresh, s, now))
+    {
+        let (refreshed, outcome) = gw.refresher.refresh(&gw.refresh_context(), &ticket).await;
+        metrics.push(Metric::Refresh(outcome.label()));
+        session = match outcome {
+            RefreshOutcome::Ended => None,
+            // Keep serving the old session if the IdP is briefly away.
+            _ => refreshed.or(session),
+        };
+    }
+    if let Some(t) = session.as_ref().and_then(|s| decide::touched(gw, s, now)) {
+        match gw.sessions.save(&ticket, t, now).await {
+            Ok(saved) => session = Some(saved),
+            Err(e) => tracing::warn!(error = %e, "session idle-expiry update failed"),
+        }
+    }
+    let mut decision = match session {
+        Some(session) => decide::for_session(gw, &session, &route).into(),
+        None => match next {
+            Unauthenticated::Browser { target, .. } => {
+                // The cookie named a session that is gone: drop it with the redirect.
+                login(
+                    gw,
+                    Unauthenticated::Browser {
+                        target,
+                        clear_cookie: true,
+                    },
+                )
+                .await
+            }
+            api => decide::unauthenticated(gw, api, now),
+        },
+    };
+    metrics.append(&mut decision.metrics);
+    Decision {
+        verdict: decision.verdict,
+        metrics,
+    }
+}
+
+async fn bearer(gw: &Gateway, token: String, route: crate::config::RouteSettings) -> Decision {
+    let s = &gw.settings;
+    let provider = match gw.provider.refresh_for_unknown_key().await {
+        Some(p) => Some(p),
+        None => gw.provider.wait(s.timeouts.startup_wait).await.ok(),
+    };
+    match provider.map(|p| tokens::verify(&p, &token, &s.provider.issuer, &s.bearer.audiences, Kind::Bearer)) {
+        Some(TokenCheck::Valid(claims)) => decide::for_bearer(gw, &claims, &route),
+        Some(TokenCheck::Invalid(why)) => decide::invalid_bearer(why),
+        Some(TokenCheck::UnknownKey) => decide::invalid_bearer("signed with an unknown key".into()),
+        None => Verdict::Fail(Failure::from(crate::error::IdpError::NotReady)).into(),
+    }
+}
+
+async fn login(gw: &Gateway, next: Unauthenticated) -> Decision {
+    let Unauthenticated::Browser { target, clear_cookie } = next else {
+        return decide::unauthenticated(gw, next, gw.clock.now());
+    };
+    match gw.provider.wait(gw.settings.timeouts.startup_wait).await {
+        Ok(p) => decide::login_redirect(gw, &p, target, clear_cookie, gw.clock.now()),
+        Err(e) => Verdict::Fail(Failure::from(e)).into(),
+    }
+}
