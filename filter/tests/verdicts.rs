@@ -1,0 +1,389 @@
+//! Every verdict of the request paths, through `OidcFilter` over a fake stream, with a
+//! fake IdP and a manual clock: no Envoy, no network, no sleeping for expiry.
+
+mod fakes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_module::HttpStream;
+use envoy_oidc::config::RouteSettings;
+use fakes::{FakeIdp, Harness, APP, CLIENT_ID, ISSUER};
+use serde_json::{json, Value};
+
+fn html(path: &str) -> [(&str, &str); 2] {
+    [(":path", path), ("accept", "text/html")]
+}
+
+fn with_cookie<'a>(path: &'a str, cookie: &'a str) -> [(&'a str, &'a str); 3] {
+    [(":path", path), ("accept", "text/html"), ("cookie", cookie)]
+}
+
+fn session_cookie(value: &str) -> String {
+    format!("theme=dark; __Host-oidc_session={value}")
+}
+
+#[test]
+fn unauthenticated_browser_is_sent_to_the_idp_with_pkce_state_and_nonce() {
+    let h = Harness::new(json!({}));
+    let r = h.request(&html("/reports?q=1"), None);
+    assert!(!r.passed);
+    assert_eq!(r.reply().status, 302);
+    let location = r.header("location").expect("location");
+    let url = url::Url::parse(&location).expect("url");
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert!(location.starts_with(&format!("{ISSUER}/auth?")));
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["redirect_uri"], format!("{APP}/oauth2/callback"));
+    assert!(q["state"].len() >= 16 && q["nonce"].len() >= 16);
+    let flow = r.set_cookie_pair("__Host-oidc_flow_").expect("a flow cookie");
+    assert!(flow.starts_with(&format!("__Host-oidc_flow_{}", &q["state"][..16])));
+    assert_eq!(h.counter(&r.stream, "oidc_login_started", &[]), 1);
+}
+
+#[test]
+fn api_clients_get_401_json_with_trace_id_and_a_challenge() {
+    let h = Harness::new(json!({}));
+    let r = h.request(&[(":path", "/api/x"), ("accept", "application/json")], None);
+    let reply = r.reply();
+    assert_eq!(reply.status, 401);
+    assert_eq!(r.header("www-authenticate").as_deref(), Some("Bearer realm=\"oidc\""));
+    let body: Value = serde_json::from_str(&r.body()).expect("json");
+    assert_eq!(body["trace_id"], "trace-1");
+    assert_eq!(body["error"], "invalid_token");
+}
+
+#[test]
+fn login_then_requests_carry_identity_and_never_our_cookie_or_spoofed_headers() {
+    let h = Harness::new(json!({}));
+    let cookie = h.login("alice");
+    assert_eq!(h.idp.calls().0, 1, "one code exchange");
+    let r = h.request(
+        &[
+            (":path", "/reports"),
+            ("accept", "text/html"),
+            ("cookie", &session_cookie(&cookie)),
+            ("X-Auth-Request-User", "mallory"),
+        ],
+        None,
+    );
+    assert!(r.passed, "{:?}", r.stream.reply);
+    assert_eq!(r.upstream("x-auth-request-user").as_deref(), Some("alice"));
+    assert_eq!(r.upstream("x-auth-request-groups").as_deref(), Some("admins"));
+    assert_eq!(r.upstream("x-auth-request-email").as_deref(), Some("alice@example.com"));
+    assert_eq!(
+        r.upstream("cookie").as_deref(),
+        Some("theme=dark"),
+        "only our cookie is removed"
+    );
+    assert_eq!(r.stream.metadata("oidc", "user"), Some(&b"alice"[..]));
+}
+
+#[test]
+fn callback_failures_are_4xx_pages_with_the_trace_id() {
+    let h = Harness::new(json!({}));
+    // The user cancelled at the IdP.
+    let r = h.request(&html("/oauth2/callback?error=access_denied&state=x"), None);
+    assert_eq!(r.reply().status, 400);
+    let page = r.body();
+    assert!(
+        page.contains("cancelled or refused") && page.contains("trace id: trace-1"),
+        "{page}"
+    );
+    assert_eq!(r.header("content-type").as_deref(), Some("text/html; charset=utf-8"));
+    assert_eq!(h.counter(&r.stream, "oidc_login_failed", &["idp_error"]), 1);
+    // A state nobody issued (forged, or its flow cookie is gone).
+    let r = h.request(&html("/oauth2/callback?code=c&state=AAAAAAAAAAAAAAAAAAAAAA"), None);
+    assert_eq!(r.reply().status, 400);
+    assert!(r.body().contains("expired or was already used"));
+}
+
+#[test]
+fn a_replayed_callback_is_refused() {
+    let h = Harness::new(json!({}));
+    let start = h.request(&html("/"), None);
+    let flow = start.set_cookie_pair("__Host-oidc_flow_").expect("flow");
+    let callback = h.idp.authorize(&start.header("location").expect("location"), "alice");
+    let first = h.request(&with_cookie(&callback, &flow), None);
+    assert_eq!(first.reply().status, 302);
+    // The same code again (the IdP forgets codes once used): invalid_grant → 400.
+    let again = h.request(&with_cookie(&callback, &flow), None);
+    assert_eq!(again.reply().status, 400, "{}", again.body());
+}
+
+#[test]
+fn a_token_endpoint_that_answers_garbage_is_the_idps_fault() {
+    let h = Harness::new(json!({}));
+    let start = h.request(&html("/"), None);
+    let flow = start.set_cookie_pair("__Host-oidc_flow_").expect("flow");
+    let callback = h.idp.authorize(&start.header("location").expect("location"), "alice");
+    h.idp.token_endpoint_answers(500, "<html>Internal Server Error</html>");
+    let r = h.request(&with_cookie(&callback, &flow), None);
+    assert_eq!(r.reply().status, 502, "{}", r.body());
+}
+
+#[test]
+fn group_rules_refuse_with_403_and_admit_members() {
+    let h = Harness::new(json!({}));
+    let admins = RouteSettings {
+        require_groups: vec!["admins".into()],
+        ..RouteSettings::default()
+    };
+    let bob = h.login("bob");
+    let r = h.request(&with_cookie("/admin", &session_cookie(&bob)), Some(admins.clone()));
+    assert_eq!(r.reply().status, 403);
+    assert!(r.body().contains("not allowed here"));
+    let alice = h.login("alice");
+    let r = h.request(&with_cookie("/admin", &session_cookie(&alice)), Some(admins));
+    assert!(r.passed);
+}
+
+#[test]
+fn disabled_routes_pass_without_login_but_still_lose_spoofed_identity() {
+    let h = Harness::new(json!({}));
+    let public = RouteSettings {
+        disabled: true,
+        ..RouteSettings::default()
+    };
+    let r = h.request(
+        &[(":path", "/public"), ("x-auth-request-user", "mallory")],
+        Some(public),
+    );
+    assert!(r.passed);
+    assert_eq!(r.upstream("x-auth-request-user"), None);
+}
+
+#[test]
+fn a_token_near_expiry_is_refreshed_once_and_the_session_goes_on() {
+    let h = Harness::new(json!({"refresh": {"leeway_secs": 30}}));
+    let cookie = h.login("alice");
+    // An hour later the access token is within the leeway: move the clock, not time.
+    h.clock.advance(3600 - 10);
+    let r = h.request(&with_cookie("/x", &session_cookie(&cookie)), None);
+    assert!(r.passed, "{:?}", r.stream.reply);
+    assert_eq!(r.upstream("x-auth-request-user").as_deref(), Some("alice"));
+    assert_eq!(h.idp.calls().1, 1, "one refresh at the IdP");
+    assert_eq!(h.counter(&r.stream, "oidc_refreshes", &["refreshed"]), 1);
+    // Fresh tokens now: the next request needs none.
+    let r = h.request(&with_cookie("/x", &session_cookie(&cookie)), None);
+    assert!(r.passed);
+    assert_eq!(h.idp.calls().1, 1);
+}
+
+#[test]
+fn a_refused_refresh_ends_the_session_and_starts_a_login() {
+    let h = Harness::new(json!({}));
+    let cookie = h.login("alice");
+    h.idp.revoke_refresh_tokens();
+    h.clock.advance(3600);
+    let r = h.request(&with_cookie("/x", &session_cookie(&cookie)), None);
+    assert_eq!(r.reply().status, 302);
+    assert!(r.header("location").expect("location").starts_with(ISSUER));
+    assert!(
+        r.set_cookie_pair("__Host-oidc_session=").is_some(),
+        "the dead cookie is cleared"
+    );
+    assert_eq!(h.counter(&r.stream, "oidc_refreshes", &["ended"]), 1);
+}
+
+#[test]
+fn an_idle_session_ends_without_waiting() {
+    let h = Harness::new(json!({"session": {"idle_timeout_secs": 600}}));
+    let cookie = h.login("alice");
+    h.clock.advance(601);
+    let r = h.request(&with_cookie("/x", &session_cookie(&cookie)), None);
+    assert_eq!(r.reply().status, 302, "idle too long: log in again");
+}
+
+/// Bug: with `headers.access_token` the client's `authorization` header is one of the
+/// identity headers stripped from every request — and it was stripped before the bearer
+/// token was read, so bearer authentication silently never happened.
+#[test]
+fn bearer_tokens_work_when_access_tokens_are_forwarded_too() {
+    let h = Harness::new(json!({"bearer": {"enabled": true}, "headers": {"access_token": true}}));
+    let now = session_store::unix_now();
+    let token = h.idp.sign(
+        &json!({"iss": ISSUER, "sub": "svc", "aud": CLIENT_ID, "exp": now + 300, "iat": now}),
+        Some("at+jwt"),
+    );
+    let bearer = format!("Bearer {token}");
+    let r = h.request(
+        &[
+            (":path", "/api/x"),
+            ("accept", "application/json"),
+            ("authorization", &bearer),
+        ],
+        None,
+    );
+    assert!(
+        r.passed,
+        "{:?}",
+        r.stream
+            .reply
+            .as_ref()
+            .map(|x| String::from_utf8_lossy(&x.body).into_owned())
+    );
+    assert_eq!(r.upstream("x-auth-request-user").as_deref(), Some("svc"));
+    assert_eq!(
+        r.upstream("authorization").as_deref(),
+        Some(bearer.as_str()),
+        "the checked token goes on"
+    );
+    // A spoofed authorization on a session request is replaced by the session's token.
+    let cookie = h.login("alice");
+    let r = h.request(
+        &[
+            (":path", "/x"),
+            ("accept", "text/html"),
+            ("cookie", &session_cookie(&cookie)),
+            ("authorization", "Bearer forged"),
+        ],
+        None,
+    );
+    assert!(r.passed);
+    assert!(r.upstream("authorization").expect("set").starts_with("Bearer at-"));
+}
+
+/// Bug: a refusal of async work could be sent as "500 Service Unavailable"; every
+/// failure now takes status and phrase from one table. Overload is a fast 503.
+#[test]
+fn overload_is_a_fast_503_with_the_right_phrase() {
+    let idp = FakeIdp::new();
+    let h = Harness::with_idp(idp.clone(), json!({"max_in_flight": 1}));
+    let flows: Vec<(String, String)> = (0..2)
+        .map(|_| {
+            let start = h.request(&html("/"), None);
+            let flow = start.set_cookie_pair("__Host-oidc_flow_").expect("flow");
+            (
+                idp.authorize(&start.header("location").expect("location"), "alice"),
+                flow,
+            )
+        })
+        .collect();
+    // The first callback, stuck at the token endpoint, holds the only slot.
+    let gate = Arc::new(tokio::sync::Notify::new());
+    *idp.stall.lock().expect("stall") = Some(gate.clone());
+    let (f, s, status) = h.begin(&with_cookie(&flows[0].0, &flows[0].1), None);
+    let began = std::time::Instant::now();
+    let r = h.request(&with_cookie(&flows[1].0, &flows[1].1), None);
+    assert!(began.elapsed() < Duration::from_secs(1), "refused at once, not queued");
+    let reply = r.reply();
+    assert_eq!(reply.status, 503);
+    assert!(
+        r.body().contains("503 Service Unavailable") && r.body().contains("busy"),
+        "{}",
+        r.body()
+    );
+    // Released, the first completes normally.
+    *idp.stall.lock().expect("stall") = None;
+    gate.notify_waiters();
+    let first = h.finish(f, s, status);
+    assert_eq!(first.reply().status, 302);
+}
+
+#[test]
+fn overload_reply_uses_the_table() {
+    use envoy_oidc::failure::{Failure, FailureKind, ReplyFormat};
+    let h = Harness::new(json!({}));
+    let trace = envoy_module::TraceId::from_headers(Some(b"t"), None);
+    let r = Failure::new(FailureKind::Overloaded, "overloaded").reply(
+        &trace,
+        ReplyFormat::Json,
+        &h.gw.settings.error_pages,
+        "/",
+    );
+    assert_eq!(r.status, 503);
+    let internal = Failure::new(FailureKind::Internal, "runtime").reply(
+        &trace,
+        ReplyFormat::Html,
+        &h.gw.settings.error_pages,
+        "/",
+    );
+    let page = String::from_utf8(internal.body).expect("utf-8");
+    assert!(page.contains("500 Internal Server Error") && !page.contains("Service Unavailable"));
+}
+
+#[test]
+fn a_task_past_its_deadline_gets_a_504_page() {
+    let idp = FakeIdp::new();
+    let h = Harness::with_idp(idp.clone(), json!({"timeouts": {"request_ms": 200}}));
+    let start = h.request(&html("/"), None);
+    let flow = start.set_cookie_pair("__Host-oidc_flow_").expect("flow");
+    let callback = idp.authorize(&start.header("location").expect("location"), "alice");
+    let gate = Arc::new(tokio::sync::Notify::new());
+    *idp.stall.lock().expect("stall") = Some(gate.clone());
+    let began = std::time::Instant::now();
+    let r = h.request(&with_cookie(&callback, &flow), None);
+    assert_eq!(r.reply().status, 504);
+    assert!(r.body().contains("took too long") && r.body().contains("trace id: trace-1"));
+    assert!(began.elapsed() < Duration::from_secs(5));
+    gate.notify_waiters();
+}
+
+#[test]
+fn sign_out_ends_the_session_and_sends_the_browser_to_the_idp_then_the_signed_out_page() {
+    let h = Harness::new(json!({"logout": {"post_logout_redirect_uri": format!("{APP}/oauth2/signed_out")}}));
+    let cookie = h.login("alice");
+    let r = h.request(&with_cookie("/oauth2/sign_out", &session_cookie(&cookie)), None);
+    assert_eq!(r.reply().status, 200);
+    let page = r.body();
+    assert!(page.contains(&format!("action=\"{ISSUER}/logout\"")) && page.contains("id_token_hint"));
+    assert!(page.contains("oauth2/signed_out"));
+    assert!(r
+        .set_cookie_pair("__Host-oidc_session=")
+        .is_some_and(|c| c.ends_with('=')));
+    // The session is gone everywhere: the old cookie starts a login.
+    let r = h.request(&with_cookie("/x", &session_cookie(&cookie)), None);
+    assert_eq!(r.reply().status, 302);
+    // The landing page does not log the user straight back in.
+    let r = h.request(&html("/oauth2/signed_out"), None);
+    assert_eq!(r.reply().status, 200);
+    assert!(r.body().contains("You have signed out"));
+}
+
+#[test]
+fn back_channel_logout_ends_the_sid_and_refuses_bad_tokens_in_rfc_form() {
+    let h = Harness::new(json!({}));
+    let cookie = h.login("alice");
+    let sid = h.idp.sid_of("alice");
+    let now = session_store::unix_now();
+    let logout = h.idp.sign(
+        &json!({"iss": ISSUER, "aud": CLIENT_ID, "iat": now, "jti": "j1", "sid": sid,
+                "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}),
+        Some("logout+jwt"),
+    );
+    let r = h.post("/oauth2/backchannel_logout", &format!("logout_token={logout}"));
+    assert_eq!(r.reply().status, 200);
+    let r = h.request(&with_cookie("/x", &session_cookie(&cookie)), None);
+    assert_eq!(r.reply().status, 302, "the session ended");
+    // A token without the logout event: 400, OAuth error JSON with the trace id.
+    let bad = h
+        .idp
+        .sign(&json!({"iss": ISSUER, "aud": CLIENT_ID, "iat": now, "sid": "x"}), None);
+    let r = h.post("/oauth2/backchannel_logout", &format!("logout_token={bad}"));
+    assert_eq!(r.reply().status, 400);
+    let body: Value = serde_json::from_str(&r.body()).expect("json");
+    assert_eq!(body["error"], "invalid_request");
+    assert_eq!(body["trace_id"], "trace-bc");
+}
+
+#[test]
+fn error_pages_come_from_the_configured_templates() {
+    let h = Harness::new(json!({"error_pages": {
+        "html": {"inline": "<p class=mine>{{status}} {{message}} [{{trace_id}}]</p>"},
+        "json": {"inline": "{\"code\":\"{{error}}\",\"id\":\"{{trace_id}}\"}"}
+    }}));
+    let r = h.request(&html("/oauth2/callback?error=access_denied"), None);
+    assert_eq!(
+        r.body(),
+        "<p class=mine>400 Sign-in was cancelled or refused at the identity provider. [trace-1]</p>"
+    );
+    let r = h.request(&[(":path", "/api"), ("accept", "application/json")], None);
+    assert_eq!(r.body(), "{\"code\":\"invalid_token\",\"id\":\"trace-1\"}");
+    // A template that would hide the trace id is refused at load.
+    let cfg = fakes::config(json!({"error_pages": {"html": {"inline": "<p>oops</p>"}}}));
+    let err = envoy_oidc::config::Settings::parse(cfg.to_string().as_bytes())
+        .err()
+        .expect("refused");
+    assert_eq!(err.field, "error_pages.html");
+}
