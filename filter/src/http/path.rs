@@ -2,6 +2,8 @@
 
 use percent_encoding::percent_decode_str;
 
+use crate::config::PassThrough;
+
 /// The path without query or fragment, percent-decoded, with `//` merged and `.`/`..`
 /// resolved: what pass-through rules see, so `/public/../admin` or `/%61dmin` cannot
 /// slip past a rule written for `/admin`, and a rule never matches on the query.
@@ -37,6 +39,22 @@ pub fn same_origin_target(raw: &str) -> String {
         raw.to_owned()
     } else {
         "/".to_owned()
+    }
+}
+
+impl PassThrough {
+    /// True when no rule is configured (the common case: skip normalising the path).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Whether a request (method, normalised path without query) passes unauthenticated.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        self.rules.iter().any(|r| {
+            (r.methods.is_empty() || r.methods.iter().any(|m| m.eq_ignore_ascii_case(method)))
+                && r.prefix.as_deref().is_none_or(|p| path.starts_with(p))
+                && r.regex.as_ref().is_none_or(|re| re.is_match(path))
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use session_store::{Claims, Session};
 
-use crate::config::Settings;
+use crate::config::{AccessLogUser, Settings};
 
 /// Header values may not carry CR, LF or NUL; anything else is passed on as it is.
 fn header_safe(v: &str) -> String {
@@ -51,4 +51,17 @@ pub fn for_bearer(settings: &Settings, claims: &Map<String, Value>) -> Vec<(Stri
         .to_owned();
     let selected = crate::oidc::claims::select(settings, &[claims]);
     from_claims(settings, &subject, &selected)
+}
+
+impl AccessLogUser {
+    /// Records `user` on the stream as configured.
+    pub fn record(self, s: &mut dyn envoy_module::HttpStream, user: &str) {
+        match self {
+            AccessLogUser::DynamicMetadata => s.set_metadata("oidc", "user", user),
+            AccessLogUser::FilterState => {
+                s.set_filter_state("oidc.user", user.as_bytes());
+            }
+            AccessLogUser::None => {}
+        }
+    }
 }

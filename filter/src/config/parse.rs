@@ -1,0 +1,400 @@
+//! From the raw shapes to the settings: one `TryFrom` per section, each error naming its
+//! field; secrets and files are read here, once, at load.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use session_store::{KeyRing, Lifetimes};
+use url::Url;
+use zeroize::Zeroizing;
+
+use super::raw::{
+    Raw, RawApi, RawAuthz, RawCookie, RawErrorPages, RawHeaders, RawRule, RawSession, RawStore, RawTemplate,
+};
+use super::types::{
+    ApiMatcher, AuthzRules, BearerSettings, CookieSettings, ErrorPages, HeaderSettings, PassThrough, Paths,
+    ProviderSettings, RefreshSettings, RouteSettings, Rule, SameSite, SessionSettings, Settings, StoreSettings,
+    Templates, Timeouts,
+};
+use super::{err, ConfigError};
+
+impl Settings {
+    /// Parses and validates the JSON config.
+    pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
+        let raw: Raw = serde_json::from_slice(json).map_err(|e| err("config", e.to_string()))?;
+        let provider = provider(&raw)?;
+        let t = raw.timeouts;
+        if t.idp_ms == 0 || t.store_ms == 0 || t.request_ms == 0 {
+            return Err(err("timeouts", "must be positive"));
+        }
+        if raw.max_in_flight == 0 {
+            return Err(err("max_in_flight", "must be positive"));
+        }
+        let paths = Paths {
+            callback: provider.redirect_uri.path().to_owned(),
+            logout: abs_path("logout.path", &raw.logout.path)?,
+            signed_out: abs_path("logout.signed_out_path", &raw.logout.signed_out_path)?,
+            backchannel: abs_path("logout.backchannel_path", &raw.logout.backchannel_path)?,
+        };
+        let mut session = SessionSettings::try_from(raw.session)?;
+        if let StoreSettings::Redis(cfg) = &mut session.store {
+            cfg.timeout = Duration::from_millis(t.store_ms);
+        }
+        let post_logout_redirect_uri = raw
+            .logout
+            .post_logout_redirect_uri
+            .map(|u| Url::parse(&u).map_err(|e| err("logout.post_logout_redirect_uri", e.to_string())))
+            .transpose()?;
+        let bearer = BearerSettings {
+            enabled: raw.bearer.enabled,
+            audiences: if raw.bearer.audiences.is_empty() {
+                vec![raw.client_id.clone()]
+            } else {
+                raw.bearer.audiences
+            },
+        };
+        Ok(Settings {
+            provider: Arc::new(provider),
+            paths,
+            cookie: CookieSettings::try_from(raw.cookie)?,
+            session,
+            pass_through: PassThrough::try_from(raw.pass_through)?,
+            api: ApiMatcher::from(raw.api),
+            headers: HeaderSettings::try_from(raw.headers)?,
+            authz: AuthzRules::from(raw.authorization),
+            post_logout_redirect_uri,
+            end_session_method: raw.logout.end_session_method,
+            bearer,
+            timeouts: Timeouts {
+                store: Duration::from_millis(t.store_ms),
+                startup_wait: Duration::from_millis(t.startup_wait_ms),
+                request: Duration::from_millis(t.request_ms),
+            },
+            refresh: RefreshSettings {
+                leeway: Duration::from_secs(raw.refresh.leeway_secs),
+                lock_ttl: Duration::from_millis(raw.refresh.lock_ttl_ms.max(100)),
+            },
+            max_in_flight: raw.max_in_flight,
+            access_log_user: raw.access_log_user,
+            error_pages: ErrorPages::try_from(raw.error_pages)?,
+        })
+    }
+}
+
+fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
+    let issuer_url = Url::parse(&raw.issuer).map_err(|e| err("issuer", e.to_string()))?;
+    if !matches!(issuer_url.scheme(), "https" | "http") || issuer_url.query().is_some() {
+        return Err(err("issuer", "must be an http(s) URL without a query"));
+    }
+    if raw.client_id.is_empty() {
+        return Err(err("client_id", "must not be empty"));
+    }
+    let redirect_uri = Url::parse(&raw.redirect_uri).map_err(|e| err("redirect_uri", e.to_string()))?;
+    if redirect_uri.query().is_some() || redirect_uri.fragment().is_some() {
+        return Err(err("redirect_uri", "must not have a query or fragment"));
+    }
+    let mut scopes = raw.scopes.clone();
+    if !scopes.iter().any(|s| s == "openid") {
+        scopes.insert(0, "openid".into());
+    }
+    Ok(ProviderSettings {
+        issuer: raw.issuer.clone(),
+        client_id: raw.client_id.clone(),
+        client_secret: raw.client_secret.load().map_err(|e| err("client_secret", e))?,
+        redirect_uri,
+        scopes,
+        extra_authorize_params: authorize_params(raw.extra_authorize_params.clone())?,
+        refresh_interval: Duration::from_secs(raw.provider.refresh_interval_secs.max(10)),
+        jwks_min_refresh: Duration::from_secs(raw.provider.jwks_min_refresh_secs),
+        timeout: Duration::from_millis(raw.timeouts.idp_ms),
+    })
+}
+
+impl TryFrom<RawCookie> for CookieSettings {
+    type Error = ConfigError;
+
+    fn try_from(c: RawCookie) -> Result<Self, ConfigError> {
+        let valid_name = !c.name.is_empty()
+            && c.name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid_name {
+            return Err(err("cookie.name", "must be letters, digits, '_' or '-'"));
+        }
+        if (c.name.starts_with("__Host-") || c.name.starts_with("__Secure-")) && !c.secure {
+            return Err(err("cookie.secure", "a __Host- or __Secure- cookie must be Secure"));
+        }
+        if c.same_site == SameSite::None && !c.secure {
+            return Err(err("cookie.same_site", "SameSite=None requires Secure"));
+        }
+        let flow_prefix = if c.name.starts_with("__Host-") {
+            "__Host-oidc_flow_"
+        } else {
+            "oidc_flow_"
+        };
+        Ok(CookieSettings {
+            flow_prefix: flow_prefix.into(),
+            name: c.name,
+            secure: c.secure,
+            same_site: c.same_site,
+        })
+    }
+}
+
+impl TryFrom<RawSession> for SessionSettings {
+    type Error = ConfigError;
+
+    fn try_from(s: RawSession) -> Result<Self, ConfigError> {
+        if s.keys.is_empty() {
+            return Err(err(
+                "session.keys",
+                "at least one key is required (32+ random bytes, base64)",
+            ));
+        }
+        let mut key_texts = Vec::with_capacity(s.keys.len());
+        for (i, k) in s.keys.iter().enumerate() {
+            key_texts.push(k.load().map_err(|e| err(format!("session.keys[{i}]"), e))?);
+        }
+        let keys = KeyRing::from_base64(&key_texts.iter().map(|k| k.as_str()).collect::<Vec<_>>()).map_err(|e| {
+            let field = match &e {
+                session_store::KeyError::NotBase64 { index }
+                | session_store::KeyError::TooShort { index, .. }
+                | session_store::KeyError::Duplicate { index } => format!("session.keys[{index}]"),
+                session_store::KeyError::Empty => "session.keys".into(),
+            };
+            err(field, e.to_string())
+        })?;
+        if s.idle_timeout_secs == 0 || s.absolute_timeout_secs == 0 {
+            return Err(err("session", "timeouts must be positive"));
+        }
+        Ok(SessionSettings {
+            lifetimes: Lifetimes {
+                absolute_secs: s.absolute_timeout_secs,
+                idle_secs: s.idle_timeout_secs,
+            },
+            keys: Arc::new(keys),
+            cache_ttl: Duration::from_secs(s.cache_ttl_secs.max(1)),
+            cache_capacity: s.cache_capacity,
+            store: StoreSettings::try_from(s.store)?,
+        })
+    }
+}
+
+impl TryFrom<RawStore> for StoreSettings {
+    type Error = ConfigError;
+
+    fn try_from(s: RawStore) -> Result<Self, ConfigError> {
+        let (url, username, password, prefix, ca_file, client_cert_file, client_key_file) = match s {
+            RawStore::Memory { capacity } => return Ok(StoreSettings::Memory { capacity }),
+            RawStore::Redis {
+                url,
+                username,
+                password,
+                prefix,
+                ca_file,
+                client_cert_file,
+                client_key_file,
+            } => (
+                url,
+                username,
+                password,
+                prefix,
+                ca_file,
+                client_cert_file,
+                client_key_file,
+            ),
+        };
+        let url = url.load().map_err(|e| err("session.store.redis.url", e))?;
+        let mut parsed = Url::parse(&url).map_err(|e| err("session.store.redis.url", e.to_string()))?;
+        if !matches!(parsed.scheme(), "redis" | "rediss") {
+            return Err(err("session.store.redis.url", "must be redis:// or rediss://"));
+        }
+        // Credentials from their own sources are percent-encoded into the URL here, so
+        // a password with `@`, `:` or `/` needs no escaping by hand.
+        if let Some(user) = username {
+            let user = user.load().map_err(|e| err("session.store.redis.username", e))?;
+            parsed
+                .set_username(&user)
+                .map_err(|()| err("session.store.redis.username", "cannot be set on this URL"))?;
+        }
+        if let Some(password) = password {
+            let password = password.load().map_err(|e| err("session.store.redis.password", e))?;
+            parsed
+                .set_password(Some(&password))
+                .map_err(|()| err("session.store.redis.password", "cannot be set on this URL"))?;
+        }
+        let url = Zeroizing::new(String::from(parsed));
+        let tls = if ca_file.is_some() || client_cert_file.is_some() {
+            Some(session_store::RedisTls {
+                ca_pem: read_file("session.store.redis.ca_file", &ca_file)?,
+                client_cert_pem: read_file("session.store.redis.client_cert_file", &client_cert_file)?,
+                client_key_pem: read_file("session.store.redis.client_key_file", &client_key_file)?.map(Zeroizing::new),
+            })
+        } else {
+            None
+        };
+        let mut cfg = session_store::RedisConfig::new(url.as_str());
+        cfg.prefix = prefix;
+        cfg.tls = tls;
+        Ok(StoreSettings::Redis(cfg))
+    }
+}
+
+impl TryFrom<Vec<RawRule>> for PassThrough {
+    type Error = ConfigError;
+
+    fn try_from(raw: Vec<RawRule>) -> Result<Self, ConfigError> {
+        let mut rules = Vec::with_capacity(raw.len());
+        for (i, r) in raw.into_iter().enumerate() {
+            if r.path_prefix.is_none() && r.path_regex.is_none() {
+                return Err(err(format!("pass_through[{i}]"), "needs path_prefix or path_regex"));
+            }
+            if let Some(p) = &r.path_prefix {
+                abs_path(&format!("pass_through[{i}].path_prefix"), p)?;
+            }
+            let regex = r
+                .path_regex
+                .map(|re| Regex::new(&re).map_err(|e| err(format!("pass_through[{i}].path_regex"), e.to_string())))
+                .transpose()?;
+            rules.push(Rule {
+                methods: r.methods,
+                prefix: r.path_prefix,
+                regex,
+            });
+        }
+        Ok(PassThrough { rules })
+    }
+}
+
+impl From<RawApi> for ApiMatcher {
+    fn from(a: RawApi) -> Self {
+        ApiMatcher {
+            path_prefixes: a.path_prefixes,
+            detect_xhr: a.detect_xhr,
+            detect_accept: a.detect_accept,
+        }
+    }
+}
+
+impl TryFrom<RawHeaders> for HeaderSettings {
+    type Error = ConfigError;
+
+    fn try_from(h: RawHeaders) -> Result<Self, ConfigError> {
+        let mut claims = Vec::with_capacity(h.claims.len());
+        for (claim, header) in h.claims {
+            claims.push((claim.clone(), header_name(&format!("headers.claims.{claim}"), &header)?));
+        }
+        Ok(HeaderSettings {
+            user: header_name("headers.user", &h.user)?,
+            email: header_name("headers.email", &h.email)?,
+            groups: header_name("headers.groups", &h.groups)?,
+            preferred_username: header_name("headers.preferred_username", &h.preferred_username)?,
+            claims,
+            access_token: h.access_token,
+        })
+    }
+}
+
+impl From<RawAuthz> for AuthzRules {
+    fn from(a: RawAuthz) -> Self {
+        AuthzRules {
+            allowed_groups: a.allowed_groups,
+            allowed_emails: a.allowed_emails.iter().map(|e| e.to_ascii_lowercase()).collect(),
+            allowed_email_domains: a
+                .allowed_email_domains
+                .iter()
+                .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+                .collect(),
+            groups_claim: a.groups_claim,
+        }
+    }
+}
+
+impl TryFrom<RawErrorPages> for ErrorPages {
+    type Error = ConfigError;
+
+    fn try_from(p: RawErrorPages) -> Result<Self, ConfigError> {
+        let defaults = ErrorPages::default();
+        Ok(ErrorPages {
+            html: template("error_pages.html", p.html)?.unwrap_or(defaults.html),
+            json: template("error_pages.json", p.json)?.unwrap_or(defaults.json),
+        })
+    }
+}
+
+fn template(field: &str, raw: Option<RawTemplate>) -> Result<Option<Templates>, ConfigError> {
+    let text = match raw {
+        None => return Ok(None),
+        Some(RawTemplate::Inline(t)) => t,
+        Some(RawTemplate::File(p)) => {
+            std::fs::read_to_string(&p).map_err(|e| err(field, format!("cannot read {p:?}: {e}")))?
+        }
+    };
+    // A user who reports a problem needs the id that finds its log line.
+    if !text.contains("{{trace_id}}") {
+        return Err(err(field, "must contain {{trace_id}}"));
+    }
+    Ok(Some(Templates(text)))
+}
+
+impl RouteSettings {
+    /// Parses the per-route JSON.
+    pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
+        serde_json::from_slice(json).map_err(|e| err("per_route", e.to_string()))
+    }
+}
+
+fn header_name(field: &str, v: &str) -> Result<String, ConfigError> {
+    let ok = !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(err(field, format!("{v:?} is not a lower-case header name")))
+    }
+}
+
+/// Parameters the filter sets itself; letting config override them would undo PKCE,
+/// state or nonce.
+const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
+    "client_id",
+    "response_type",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "response_mode",
+    "request",
+    "request_uri",
+];
+
+fn authorize_params(raw: BTreeMap<String, String>) -> Result<Vec<(String, String)>, ConfigError> {
+    raw.into_iter()
+        .map(|(k, v)| {
+            let field = format!("extra_authorize_params.{k}");
+            if k.is_empty() || RESERVED_AUTHORIZE_PARAMS.contains(&k.as_str()) {
+                return Err(err(field, "is set by the filter itself (use `scopes` for scope)"));
+            }
+            Ok((k, v))
+        })
+        .collect()
+}
+
+fn abs_path(field: &str, v: &str) -> Result<String, ConfigError> {
+    if v.starts_with('/') && !v.starts_with("//") && !v.contains('?') {
+        Ok(v.to_owned())
+    } else {
+        Err(err(field, format!("{v:?} must be an absolute path without a query")))
+    }
+}
+
+fn read_file(field: &str, path: &Option<String>) -> Result<Option<Vec<u8>>, ConfigError> {
+    path.as_ref()
+        .map(|p| std::fs::read(p).map_err(|e| err(field, format!("cannot read {p:?}: {e}"))))
+        .transpose()
+}

@@ -1,0 +1,308 @@
+//! The config as it is written: serde shapes with their defaults, unknown fields refused.
+//! Nothing here is validated; `super::parse` turns each section into its settings.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::secret::SecretSource;
+use super::types::{AccessLogUser, EndSessionMethod, SameSite};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Raw {
+    pub(super) issuer: String,
+    pub(super) client_id: String,
+    pub(super) client_secret: SecretSource,
+    pub(super) redirect_uri: String,
+    #[serde(default = "default_scopes")]
+    pub(super) scopes: Vec<String>,
+    #[serde(default)]
+    pub(super) extra_authorize_params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) cookie: RawCookie,
+    pub(super) session: RawSession,
+    #[serde(default)]
+    pub(super) pass_through: Vec<RawRule>,
+    #[serde(default)]
+    pub(super) api: RawApi,
+    #[serde(default)]
+    pub(super) headers: RawHeaders,
+    #[serde(default)]
+    pub(super) authorization: RawAuthz,
+    #[serde(default)]
+    pub(super) logout: RawLogout,
+    #[serde(default)]
+    pub(super) bearer: RawBearer,
+    #[serde(default)]
+    pub(super) timeouts: RawTimeouts,
+    #[serde(default)]
+    pub(super) refresh: RawRefresh,
+    #[serde(default)]
+    pub(super) provider: RawProvider,
+    #[serde(default = "default_max_in_flight")]
+    pub(super) max_in_flight: usize,
+    #[serde(default)]
+    pub(super) access_log_user: AccessLogUser,
+    #[serde(default)]
+    pub(super) error_pages: RawErrorPages,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawErrorPages {
+    pub(super) html: Option<RawTemplate>,
+    pub(super) json: Option<RawTemplate>,
+}
+
+/// A template's text: in the config, or in a file read at load.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(super) enum RawTemplate {
+    Inline(String),
+    File(String),
+}
+
+pub(super) fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
+}
+pub(super) fn default_max_in_flight() -> usize {
+    10_000
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawCookie {
+    pub(super) name: String,
+    pub(super) secure: bool,
+    pub(super) same_site: SameSite,
+}
+
+impl Default for RawCookie {
+    fn default() -> Self {
+        Self {
+            name: "__Host-oidc_session".into(),
+            secure: true,
+            same_site: SameSite::Lax,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSession {
+    pub(super) keys: Vec<SecretSource>,
+    #[serde(default = "default_idle")]
+    pub(super) idle_timeout_secs: u64,
+    #[serde(default = "default_absolute")]
+    pub(super) absolute_timeout_secs: u64,
+    #[serde(default = "default_cache_ttl")]
+    pub(super) cache_ttl_secs: u64,
+    #[serde(default = "default_cache_capacity")]
+    pub(super) cache_capacity: u64,
+    #[serde(default)]
+    pub(super) store: RawStore,
+}
+
+pub(super) fn default_idle() -> u64 {
+    8 * 3600
+}
+pub(super) fn default_absolute() -> u64 {
+    24 * 3600
+}
+pub(super) fn default_cache_ttl() -> u64 {
+    60
+}
+pub(super) fn default_cache_capacity() -> u64 {
+    100_000
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(super) enum RawStore {
+    Memory {
+        #[serde(default = "default_cache_capacity")]
+        capacity: u64,
+    },
+    Redis {
+        url: SecretSource,
+        #[serde(default)]
+        username: Option<SecretSource>,
+        #[serde(default)]
+        password: Option<SecretSource>,
+        #[serde(default = "default_prefix")]
+        prefix: String,
+        #[serde(default)]
+        ca_file: Option<String>,
+        #[serde(default)]
+        client_cert_file: Option<String>,
+        #[serde(default)]
+        client_key_file: Option<String>,
+    },
+}
+
+pub(super) fn default_prefix() -> String {
+    "oidc:".into()
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore::Memory {
+            capacity: default_cache_capacity(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    #[serde(default)]
+    pub(super) methods: Vec<String>,
+    #[serde(default)]
+    pub(super) path_prefix: Option<String>,
+    #[serde(default)]
+    pub(super) path_regex: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawApi {
+    pub(super) path_prefixes: Vec<String>,
+    pub(super) detect_xhr: bool,
+    pub(super) detect_accept: bool,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            path_prefixes: Vec::new(),
+            detect_xhr: true,
+            detect_accept: true,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawHeaders {
+    pub(super) user: String,
+    pub(super) email: String,
+    pub(super) groups: String,
+    pub(super) preferred_username: String,
+    pub(super) claims: BTreeMap<String, String>,
+    pub(super) access_token: bool,
+}
+
+impl Default for RawHeaders {
+    fn default() -> Self {
+        Self {
+            user: "x-auth-request-user".into(),
+            email: "x-auth-request-email".into(),
+            groups: "x-auth-request-groups".into(),
+            preferred_username: "x-auth-request-preferred-username".into(),
+            claims: BTreeMap::new(),
+            access_token: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawAuthz {
+    pub(super) allowed_groups: Vec<String>,
+    pub(super) allowed_emails: Vec<String>,
+    pub(super) allowed_email_domains: Vec<String>,
+    pub(super) groups_claim: String,
+}
+
+impl Default for RawAuthz {
+    fn default() -> Self {
+        Self {
+            allowed_groups: Vec::new(),
+            allowed_emails: Vec::new(),
+            allowed_email_domains: Vec::new(),
+            groups_claim: "groups".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawLogout {
+    pub(super) path: String,
+    pub(super) signed_out_path: String,
+    pub(super) post_logout_redirect_uri: Option<String>,
+    pub(super) backchannel_path: String,
+    pub(super) end_session_method: EndSessionMethod,
+}
+
+impl Default for RawLogout {
+    fn default() -> Self {
+        Self {
+            path: "/oauth2/sign_out".into(),
+            signed_out_path: "/oauth2/signed_out".into(),
+            post_logout_redirect_uri: None,
+            backchannel_path: "/oauth2/backchannel_logout".into(),
+            end_session_method: EndSessionMethod::Post,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawBearer {
+    pub(super) enabled: bool,
+    pub(super) audiences: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawTimeouts {
+    pub(super) idp_ms: u64,
+    pub(super) store_ms: u64,
+    pub(super) startup_wait_ms: u64,
+    pub(super) request_ms: u64,
+}
+
+impl Default for RawTimeouts {
+    fn default() -> Self {
+        Self {
+            idp_ms: 5_000,
+            store_ms: 2_000,
+            startup_wait_ms: 10_000,
+            request_ms: 15_000,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawRefresh {
+    pub(super) leeway_secs: u64,
+    pub(super) lock_ttl_ms: u64,
+}
+
+impl Default for RawRefresh {
+    fn default() -> Self {
+        Self {
+            leeway_secs: 30,
+            lock_ttl_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawProvider {
+    pub(super) refresh_interval_secs: u64,
+    pub(super) jwks_min_refresh_secs: u64,
+}
+
+impl Default for RawProvider {
+    fn default() -> Self {
+        Self {
+            refresh_interval_secs: 600,
+            jwks_min_refresh_secs: 30,
+        }
+    }
+}

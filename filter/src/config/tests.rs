@@ -1,0 +1,139 @@
+//! Config parsing: defaults, field-named errors, sections.
+
+use super::*;
+use crate::config::types::AccessLogUser;
+
+fn base() -> serde_json::Value {
+    serde_json::json!({
+        "issuer": "https://idp.example",
+        "client_id": "c",
+        "client_secret": {"inline": "s"},
+        "redirect_uri": "https://app.example/oauth2/callback",
+        "session": {"keys": [{"inline": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}
+    })
+}
+
+fn parse(v: serde_json::Value) -> Result<Settings, ConfigError> {
+    Settings::parse(v.to_string().as_bytes())
+}
+
+#[test]
+fn minimal_config_gets_secure_defaults() {
+    let s = parse(base()).expect("valid");
+    assert_eq!(s.cookie.name, "__Host-oidc_session");
+    assert!(s.cookie.secure);
+    assert_eq!(s.cookie.same_site, SameSite::Lax);
+    assert_eq!(s.paths.callback, "/oauth2/callback");
+    assert_eq!(s.provider.scopes[0], "openid");
+    assert!(s.pass_through.is_empty());
+}
+
+fn field_of(v: serde_json::Value) -> String {
+    match parse(v) {
+        Err(e) => e.field,
+        Ok(_) => "accepted".into(),
+    }
+}
+
+#[test]
+fn errors_name_the_field() {
+    let mut v = base();
+    v["session"]["keys"] =
+        serde_json::json!([{"inline": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}, {"inline": "c2hvcnQ"}]);
+    assert_eq!(field_of(v), "session.keys[1]");
+    let mut v = base();
+    v["cookie"] = serde_json::json!({"secure": false});
+    assert_eq!(field_of(v), "cookie.secure", "__Host- needs Secure");
+    let mut v = base();
+    v["pass_through"] = serde_json::json!([{"path_regex": "("}]);
+    assert_eq!(field_of(v), "pass_through[0].path_regex");
+    let mut v = base();
+    v["headers"] = serde_json::json!({"user": "X Bad"});
+    assert_eq!(field_of(v), "headers.user");
+    let mut v = base();
+    v["client_secret"] = serde_json::json!({"env": "SURELY_NOT_SET_ANYWHERE_42"});
+    assert_eq!(field_of(v), "client_secret");
+    let mut v = base();
+    v["session"]["store"] = serde_json::json!({"redis": {"url": {"inline": "http://nope"}}});
+    assert_eq!(field_of(v), "session.store.redis.url");
+    let mut v = base();
+    v["unknown_field"] = serde_json::json!(1);
+    assert_eq!(field_of(v), "config", "unknown fields are rejected");
+}
+
+#[test]
+fn extra_authorize_params_may_not_replace_the_flow_parameters() {
+    let mut v = base();
+    v["extra_authorize_params"] = serde_json::json!({"prompt": "select_account", "audience": "https://api"});
+    let s = parse(v).expect("valid");
+    assert_eq!(
+        s.provider.extra_authorize_params,
+        vec![
+            ("audience".into(), "https://api".into()),
+            ("prompt".into(), "select_account".into())
+        ]
+    );
+    for reserved in ["state", "nonce", "code_challenge", "redirect_uri", "scope", "client_id"] {
+        let mut v = base();
+        v["extra_authorize_params"] = serde_json::json!({reserved: "x"});
+        assert_eq!(field_of(v), format!("extra_authorize_params.{reserved}"));
+    }
+}
+
+#[test]
+fn redis_credentials_from_their_own_sources_are_encoded_into_the_url() {
+    let mut v = base();
+    v["session"]["store"] = serde_json::json!({"redis": {
+        "url": {"inline": "redis://redis.example:6380/2"},
+        "username": {"inline": "gateway"},
+        "password": {"inline": "p@ss:w/rd#1"}
+    }});
+    let s = parse(v).expect("valid");
+    let StoreSettings::Redis(cfg) = &s.session.store else {
+        panic!("redis store expected")
+    };
+    assert_eq!(cfg.url, "redis://gateway:p%40ss%3Aw%2Frd%231@redis.example:6380/2");
+    let mut v = base();
+    v["session"]["store"] = serde_json::json!({"redis": {
+        "url": {"inline": "redis://redis.example"}, "password": {"env": "SURELY_NOT_SET_ANYWHERE_43"}
+    }});
+    assert_eq!(field_of(v), "session.store.redis.password");
+}
+
+#[test]
+fn pass_through_matches_method_and_normalised_path_only() {
+    let mut v = base();
+    v["pass_through"] =
+        serde_json::json!([{"methods": ["GET"], "path_prefix": "/health"}, {"path_regex": "^/static/"}]);
+    let s = parse(v).expect("valid");
+    let p = &s.pass_through;
+    assert!(p.matches("GET", "/health"));
+    assert!(!p.matches("POST", "/health"));
+    assert!(p.matches("PUT", "/static/app.js"));
+    assert!(!p.matches("GET", "/private"));
+}
+
+#[test]
+fn access_log_user_goes_where_configured() {
+    use envoy_module::testing::FakeStream;
+    use envoy_module::HttpStream;
+    let mut s = FakeStream::default();
+    AccessLogUser::DynamicMetadata.record(&mut s, "alice");
+    assert_eq!(s.metadata("oidc", "user"), Some(&b"alice"[..]));
+    let mut s = FakeStream::default();
+    AccessLogUser::FilterState.record(&mut s, "alice");
+    assert_eq!(s.filter_state("oidc.user"), Some(&b"alice"[..]));
+    assert!(s.metadata.is_empty());
+    let mut s = FakeStream::default();
+    AccessLogUser::None.record(&mut s, "alice");
+    assert!(s.metadata.is_empty() && s.filter_state.is_empty());
+    let mut v = base();
+    v["access_log_user"] = serde_json::json!("filter_state");
+    assert_eq!(parse(v).expect("valid").access_log_user, AccessLogUser::FilterState);
+}
+
+#[test]
+fn secrets_never_show_in_debug() {
+    let shown = format!("{:?}", SecretSource::Inline("hunter2".into()));
+    assert!(!shown.contains("hunter2"));
+}

@@ -1,0 +1,305 @@
+//! The validated config: grouped, immutable settings, built once by `super::parse`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+use session_store::{KeyRing, Lifetimes};
+use url::Url;
+use zeroize::Zeroizing;
+
+/// Where the signed-in user is recorded for access logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogUser {
+    /// Dynamic metadata `oidc:user` (`%DYNAMIC_METADATA(oidc:user)%`). Envoy merges a
+    /// protobuf Struct per request: the costliest call on the hot path.
+    #[default]
+    DynamicMetadata,
+    /// Filter state `oidc.user` (`%FILTER_STATE(oidc.user:PLAIN)%`): far cheaper.
+    FilterState,
+    /// Not recorded.
+    None,
+}
+
+/// The `SameSite` attribute of the session cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SameSite {
+    /// `Lax` (default): sent on top-level navigations from other sites.
+    Lax,
+    /// `Strict`: never sent from other sites.
+    Strict,
+    /// `None`: always sent (requires `Secure`).
+    None,
+}
+
+impl SameSite {
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// How the browser is sent to the IdP's end-session endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndSessionMethod {
+    /// An auto-submitted form: `id_token_hint` travels in a POST body (default).
+    #[default]
+    Post,
+    /// A redirect: `id_token_hint` goes in the URL (for IdPs that only accept GET).
+    Get,
+}
+
+/// Everything about the identity provider and this client.
+pub struct ProviderSettings {
+    /// Issuer identifier, compared exactly (no normalisation).
+    pub issuer: String,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: Zeroizing<String>,
+    /// The exact redirect URI registered at the IdP.
+    pub redirect_uri: Url,
+    /// Scopes requested (always including `openid`).
+    pub scopes: Vec<String>,
+    /// More authorization-request parameters (`prompt`, `audience`, `access_type`...).
+    pub extra_authorize_params: Vec<(String, String)>,
+    /// Re-discovery period.
+    pub refresh_interval: Duration,
+    /// Least time between JWKS fetches triggered by unknown key ids.
+    pub jwks_min_refresh: Duration,
+    /// Timeout of each call to the IdP.
+    pub timeout: Duration,
+}
+
+/// The filter's own endpoints (exact paths).
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Where the IdP redirects back (path of `redirect_uri`).
+    pub callback: String,
+    /// Local sign-out.
+    pub logout: String,
+    /// The "signed out" page.
+    pub signed_out: String,
+    /// Back-channel logout (POST from the IdP).
+    pub backchannel: String,
+}
+
+/// Cookie attributes.
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    /// Session cookie name.
+    pub name: String,
+    /// Prefix of per-flow cookie names.
+    pub flow_prefix: String,
+    /// `Secure` attribute.
+    pub secure: bool,
+    /// `SameSite` attribute.
+    pub same_site: SameSite,
+}
+
+/// Where sessions are kept.
+#[derive(Debug)]
+pub enum StoreSettings {
+    /// In this Envoy's memory.
+    Memory {
+        /// Most sessions kept.
+        capacity: u64,
+    },
+    /// In Redis.
+    Redis(session_store::RedisConfig),
+}
+
+/// Session lifetimes, keys, cache and store.
+pub struct SessionSettings {
+    /// Idle and absolute timeouts.
+    pub lifetimes: Lifetimes,
+    /// Keys (first seals).
+    pub keys: Arc<KeyRing>,
+    /// How long a session may be served from this process's cache.
+    pub cache_ttl: Duration,
+    /// Most sessions cached.
+    pub cache_capacity: u64,
+    /// The store.
+    pub store: StoreSettings,
+}
+
+/// Requests let through without authentication.
+#[derive(Debug, Default)]
+pub struct PassThrough {
+    /// The rules; any one lets a request through.
+    pub rules: Vec<Rule>,
+}
+
+/// One pass-through rule (all its parts must match).
+#[derive(Debug)]
+pub struct Rule {
+    /// Methods (empty: any).
+    pub methods: Vec<String>,
+    /// Path prefix, on the normalised path.
+    pub prefix: Option<String>,
+    /// Regex, on the normalised path.
+    pub regex: Option<Regex>,
+}
+
+/// Which requests are API calls (401 instead of a redirect).
+#[derive(Debug, Clone)]
+pub struct ApiMatcher {
+    /// Paths under these prefixes are API calls.
+    pub path_prefixes: Vec<String>,
+    /// `X-Requested-With` marks an API call.
+    pub detect_xhr: bool,
+    /// An `Accept` without `text/html` marks an API call.
+    pub detect_accept: bool,
+}
+
+/// Identity headers sent upstream.
+#[derive(Debug, Clone)]
+pub struct HeaderSettings {
+    /// Subject header.
+    pub user: String,
+    /// Email header.
+    pub email: String,
+    /// Groups header (comma-separated).
+    pub groups: String,
+    /// Preferred-username header.
+    pub preferred_username: String,
+    /// Extra claim → header mappings.
+    pub claims: Vec<(String, String)>,
+    /// Also send `authorization: Bearer <access token>`.
+    pub access_token: bool,
+}
+
+impl HeaderSettings {
+    /// Every header the filter may inject (all incoming copies are removed first).
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        [self.user.as_str(), &self.email, &self.groups, &self.preferred_username]
+            .into_iter()
+            .chain(self.claims.iter().map(|(_, h)| h.as_str()))
+            .chain(self.access_token.then_some("authorization"))
+    }
+}
+
+/// Who may pass once authenticated.
+#[derive(Debug, Clone, Default)]
+pub struct AuthzRules {
+    /// Any of these groups (empty: no group rule).
+    pub allowed_groups: Vec<String>,
+    /// Any of these emails, exactly (case-insensitive).
+    pub allowed_emails: Vec<String>,
+    /// Any email in these domains.
+    pub allowed_email_domains: Vec<String>,
+    /// The claim holding groups.
+    pub groups_claim: String,
+}
+
+/// Bearer-token validation for API clients.
+#[derive(Debug, Clone)]
+pub struct BearerSettings {
+    /// On/off.
+    pub enabled: bool,
+    /// Accepted `aud` values (default: the client id).
+    pub audiences: Vec<String>,
+}
+
+/// Time bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Each store call.
+    pub store: Duration,
+    /// Waiting for discovery / the store at startup.
+    pub startup_wait: Duration,
+    /// A whole async request path (callback, refresh, load).
+    pub request: Duration,
+}
+
+/// Refresh policy.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshSettings {
+    /// Refresh when the access token expires within this.
+    pub leeway: Duration,
+    /// Cross-replica lock lifetime.
+    pub lock_ttl: Duration,
+}
+
+/// The whole validated config.
+pub struct Settings {
+    /// IdP and client (shared with the provider handle).
+    pub provider: Arc<ProviderSettings>,
+    /// Our endpoints.
+    pub paths: Paths,
+    /// Cookies.
+    pub cookie: CookieSettings,
+    /// Sessions.
+    pub session: SessionSettings,
+    /// Unauthenticated pass-through.
+    pub pass_through: PassThrough,
+    /// API detection.
+    pub api: ApiMatcher,
+    /// Identity headers.
+    pub headers: HeaderSettings,
+    /// Authorization rules.
+    pub authz: AuthzRules,
+    /// Where to land after logout.
+    pub post_logout_redirect_uri: Option<Url>,
+    /// How to reach the IdP's end-session endpoint.
+    pub end_session_method: EndSessionMethod,
+    /// Bearer tokens.
+    pub bearer: BearerSettings,
+    /// Time bounds.
+    pub timeouts: Timeouts,
+    /// Refresh.
+    pub refresh: RefreshSettings,
+    /// In-flight bound of async work.
+    pub max_in_flight: usize,
+    /// Where the user goes for access logs.
+    pub access_log_user: AccessLogUser,
+    /// Error page templates.
+    pub error_pages: ErrorPages,
+}
+
+/// A page or body template with `{{placeholders}}` (see `failure.rs`).
+#[derive(Debug, Clone)]
+pub struct Templates(pub(super) String);
+
+impl Templates {
+    /// The template text.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The error replies' templates: a page for browsers, a body for API clients.
+#[derive(Debug, Clone)]
+pub struct ErrorPages {
+    /// HTML page.
+    pub html: Templates,
+    /// JSON body.
+    pub json: Templates,
+}
+
+impl Default for ErrorPages {
+    fn default() -> Self {
+        Self {
+            html: Templates(crate::failure::DEFAULT_HTML.to_owned()),
+            json: Templates(crate::failure::DEFAULT_JSON.to_owned()),
+        }
+    }
+}
+
+/// Per-route config: `{"disabled": true}` or `{"require_groups": ["admins"]}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteSettings {
+    /// No authentication on this route.
+    pub disabled: bool,
+    /// Authenticated users must be in one of these groups.
+    pub require_groups: Vec<String>,
+}
