@@ -39,6 +39,11 @@ const idp = process.env.E2E_IDP === 'keycloak'
     async confirmIdpLogout(page) {
       await page.click('#kc-logout, [name=confirmLogout]');
     },
+    // Keycloak's login page has no cancel: come back the way an IdP reports one.
+    async cancelLogin(page) {
+      const state = new URL(page.url()).searchParams.get('state') ?? 'x';
+      await page.goto(`${stack.base}/oauth2/callback?error=access_denied&state=${state}`);
+    },
   }
   : {
     loginPage: () => new RegExp(`^${stack.issuer}/interaction/`),
@@ -53,6 +58,9 @@ const idp = process.env.E2E_IDP === 'keycloak'
     },
     async confirmIdpLogout(page) {
       await this.confirmLogout(page);
+    },
+    async cancelLogin(page) {
+      await page.click('a[href*="/abort"]');
     },
   };
 
@@ -104,7 +112,9 @@ test('bob is refused where admins are required', async () => {
   await login(page, 'bob', '/');
   const resp = await page.goto(`${stack.base}/admin/tools`);
   assert.equal(resp.status(), 403);
-  assert.match(await page.innerText('body'), /403 Forbidden[\s\S]*trace id: /);
+  const text = await page.innerText('body');
+  assert.match(text, /403 Forbidden[\s\S]*not allowed here[\s\S]*trace id: \S+/);
+  await page.screenshot({ path: join(stack.dir, 'error-forbidden.png') });
   await context.close();
 });
 
@@ -194,5 +204,80 @@ test('an administrator ending the user\'s sessions at Keycloak ends them here', 
   await eventually(async () => (await ended()) > before, 'Keycloak\'s back-channel logout to reach the filter');
   await page.goto(`${stack.base}/`);
   await page.waitForURL(idp.loginPage());
+  await context.close();
+});
+
+test('a cancelled sign-in gets a page that says so, with a way back and the trace id', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${stack.base}/reports`);
+  await page.waitForURL(idp.loginPage());
+  await idp.cancelLogin(page);
+  await page.waitForURL((u) => u.toString().startsWith(`${stack.base}/oauth2/callback`));
+  const text = await page.innerText('body');
+  assert.match(text, /400 Bad Request/);
+  assert.match(text, /Sign-in was cancelled or refused/);
+  assert.match(text, /trace id: \S+/);
+  await page.screenshot({ path: join(stack.dir, 'error-cancelled.png') });
+  // "Try again" starts a new sign-in.
+  await page.click('text=Try again');
+  await page.waitForURL(idp.loginPage());
+  await context.close();
+});
+
+test('API clients get JSON errors with the trace id', async () => {
+  const resp = await fetch(`${stack.base}/api/orders`, { headers: { accept: 'application/json', 'x-request-id': 'e2e-json-1' } });
+  assert.equal(resp.status, 401);
+  assert.equal(resp.headers.get('www-authenticate'), 'Bearer realm="oidc"');
+  assert.deepEqual(await resp.json(), { error: 'invalid_token', error_description: 'no_credentials', trace_id: 'e2e-json-1' });
+});
+
+// Last: it stops the IdP.
+test('the IdP going down mid-login gets a 502 page, not a hang', { skip: !!process.env.OIDC_ISSUER && 'needs the local IdP' }, async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${stack.base}/`);
+  await page.waitForURL(idp.loginPage());
+  // Each of the IdP's redirects becomes a link (Playwright does not intercept redirect
+  // hops), so the IdP can die after it issued the code and before the filter redeems it.
+  await page.route(`${stack.issuer}/**`, async (route) => {
+    const resp = await route.fetch({ maxRedirects: 0 });
+    const location = resp.headers().location;
+    if (resp.status() < 300 || resp.status() >= 400 || !location) {
+      await route.fulfill({ response: resp });
+      return;
+    }
+    const next = new URL(location, route.request().url()).toString();
+    const headers = Object.fromEntries(resp.headersArray()
+      .filter(({ name }) => !['location', 'content-length', 'set-cookie'].includes(name.toLowerCase()))
+      .map(({ name, value }) => [name, value]));
+    await context.addCookies(resp.headersArray()
+      .filter(({ name }) => name.toLowerCase() === 'set-cookie')
+      .map(({ value }) => {
+        const [pair] = value.split(';');
+        const i = pair.indexOf('=');
+        return { name: pair.slice(0, i), value: pair.slice(i + 1), url: stack.issuer };
+      }));
+    await route.fulfill({ status: 200, headers: { ...headers, 'content-type': 'text/html' }, body: `<a id="next" href="${next}">next</a>` });
+  });
+  const started = Date.now();
+  await idp.submitLogin(page, 'alice');
+  for (let hop = 0; hop < 5; hop += 1) {
+    await page.waitForSelector('#next');
+    const next = await page.getAttribute('#next', 'href');
+    if (next.startsWith(`${stack.base}/oauth2/callback`)) {
+      assert.ok(stack.stopIdp(), 'the local IdP stops');
+      await page.click('#next');
+      break;
+    }
+    await page.click('#next');
+  }
+  await page.waitForURL((u) => u.toString().startsWith(`${stack.base}/oauth2/callback`));
+  const text = await page.innerText('body');
+  assert.match(text, /502 Bad Gateway/);
+  assert.match(text, /sign-in service cannot be reached/);
+  assert.match(text, /trace id: \S+/);
+  assert.ok(Date.now() - started < 10000, 'answered without waiting out a long timeout');
+  await page.screenshot({ path: join(stack.dir, 'error-idp-down.png') });
   await context.close();
 });

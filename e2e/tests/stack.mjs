@@ -90,8 +90,9 @@ export async function startStack() {
     children.push(child);
     return child;
   };
+  let idpChild;
   if (!external) {
-    run(process.execPath, [join(root, 'e2e/idp/server.mjs')], {
+    idpChild = run(process.execPath, [join(root, 'e2e/idp/server.mjs')], {
       IDP_PORT: String(idpPort),
       IDP_ACCESS_TTL: String(ACCESS_TTL_SECS),
       IDP_CLIENTS: JSON.stringify([{
@@ -156,6 +157,12 @@ export async function startStack() {
     dir,
     discovery,
     store: Object.keys(store)[0],
+    /** Stops the local IdP (its pid); `false` when the IdP is not ours to stop. */
+    stopIdp() {
+      if (!idpChild) return false;
+      idpChild.kill('SIGKILL');
+      return true;
+    },
     /** The filter's counter `name` (labels e.g. 'result="refreshed"'), from Envoy's admin. */
     async metric(name, labels) {
       const admin = readFileSync(adminPath, 'utf8').trim();

@@ -116,9 +116,18 @@ impl OidcFilter {
     fn request_headers(&mut self, s: &mut dyn HttpStream) -> HeadersStatus {
         let facts = self.gather(s);
         let decision = decide::decide(&self.gw, &facts, self.gw.clock.now());
+        let paths = &self.gw.settings.paths;
+        let own = [&paths.callback, &paths.logout, &paths.signed_out, &paths.backchannel];
+        // "Try again" from an error at one of our endpoints starts over at home (the
+        // callback's URL would only fail again); elsewhere it retries the request.
+        let retry_url = if own.iter().any(|p| p.as_str() == facts.bare_path()) {
+            "/".to_owned()
+        } else {
+            facts.retry_url()
+        };
         self.replying = Some(Replying {
             format: facts.format,
-            retry_url: facts.retry_url(),
+            retry_url,
             trace: facts.trace.clone(),
         });
         if matches!(decision.verdict, Verdict::Pass | Verdict::Admit(_) | Verdict::Async(_)) {
