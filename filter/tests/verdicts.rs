@@ -92,7 +92,10 @@ fn callback_failures_are_4xx_pages_with_the_trace_id() {
     );
     assert_eq!(r.header("content-type").as_deref(), Some("text/html; charset=utf-8"));
     assert_eq!(h.counter(&r.stream, "oidc_login_failed", &["idp_error"]), 1);
-    assert!(page.contains("<a href=\"/\">Try again</a>"), "starts over at home: {page}");
+    assert!(
+        page.contains("<a href=\"/\">Try again</a>"),
+        "starts over at home: {page}"
+    );
     // A state nobody issued (forged, or its flow cookie is gone).
     let r = h.request(&html("/oauth2/callback?code=c&state=AAAAAAAAAAAAAAAAAAAAAA"), None);
     assert_eq!(r.reply().status, 400);
