@@ -5,7 +5,6 @@
 //! ([`for_session`], [`for_bearer`], [`unauthenticated`]), never in a second copy.
 
 use envoy_module::TraceId;
-use serde_json::{Map, Value};
 use session_store::{Check, OpenedTicket, Session};
 
 use crate::config::RouteSettings;
@@ -14,7 +13,7 @@ use crate::failure::{Failure, FailureKind, ReplyFormat};
 use crate::gateway::Gateway;
 use crate::http::path;
 use crate::metrics::Metric;
-use crate::oidc::tokens::{self, Kind, TokenCheck};
+use crate::oidc::tokens::{self, AccessTokenClaims, TokenError, Verified};
 use crate::oidc::{claims, login, refresh};
 use crate::session::identity;
 use async_filter::LocalReply;
@@ -272,16 +271,12 @@ pub fn for_session(gw: &Gateway, session: &Session, route: &RouteSettings) -> Ve
 }
 
 /// A valid bearer token meets the route's rules: admit it.
-pub fn for_bearer(gw: &Gateway, token_claims: &Map<String, Value>, route: &RouteSettings) -> Decision {
-    let selected = claims::select(&gw.settings, &[token_claims]);
+pub fn for_bearer(gw: &Gateway, token: &Verified<AccessTokenClaims>, route: &RouteSettings) -> Decision {
+    let selected = claims::select(&gw.settings, &[&token.payload]);
     let verdict = if route_allows(gw, &selected, route) {
         Verdict::Admit(Admission {
-            headers: identity::for_bearer(&gw.settings, token_claims),
-            user: token_claims
-                .get("sub")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            headers: identity::for_bearer(&gw.settings, &token.claims.sub, &selected),
+            user: token.claims.sub.clone(),
             touch: None,
             by_bearer: true,
         })
@@ -300,10 +295,10 @@ fn bearer_sync(gw: &Gateway, token: &str, route: &RouteSettings) -> Decision {
         .into();
     };
     let s = &gw.settings;
-    match tokens::verify(&provider, token, &s.provider.issuer, &s.bearer.audiences, Kind::Bearer) {
-        TokenCheck::Valid(c) => for_bearer(gw, &c, route),
-        TokenCheck::Invalid(why) => invalid_bearer(why),
-        TokenCheck::UnknownKey => Verdict::Async(Work::Bearer {
+    match tokens::verify_access_token(&provider, token, &s.provider.issuer, &s.bearer.audiences) {
+        Ok(verified) => for_bearer(gw, &verified, route),
+        Err(TokenError::Invalid(why)) => invalid_bearer(why),
+        Err(TokenError::UnknownKey) => Verdict::Async(Work::Bearer {
             token: token.to_owned(),
             route: route.clone(),
         })

@@ -9,7 +9,7 @@ use crate::failure::Failure;
 use crate::gateway::Gateway;
 use crate::metrics::Metric;
 use crate::oidc::refresh::RefreshOutcome;
-use crate::oidc::tokens::{self, Kind, TokenCheck};
+use crate::oidc::tokens::{self, TokenError};
 
 /// Runs one piece of work to its decision (never [`Verdict::Async`] again).
 pub async fn run(gw: Arc<Gateway>, work: Work) -> Decision {
@@ -98,10 +98,9 @@ async fn bearer(gw: &Gateway, token: String, route: crate::config::RouteSettings
         Some(p) => Some(p),
         None => gw.provider.wait(s.timeouts.startup_wait).await.ok(),
     };
-    match provider.map(|p| tokens::verify(&p, &token, &s.provider.issuer, &s.bearer.audiences, Kind::Bearer)) {
-        Some(TokenCheck::Valid(claims)) => decide::for_bearer(gw, &claims, &route),
-        Some(TokenCheck::Invalid(why)) => decide::invalid_bearer(why),
-        Some(TokenCheck::UnknownKey) => decide::invalid_bearer("signed with an unknown key".into()),
+    match provider.map(|p| tokens::verify_access_token(&p, &token, &s.provider.issuer, &s.bearer.audiences)) {
+        Some(Ok(verified)) => decide::for_bearer(gw, &verified, &route),
+        Some(Err(e @ (TokenError::Invalid(_) | TokenError::UnknownKey))) => decide::invalid_bearer(e.to_string()),
         None => Verdict::Fail(Failure::from(crate::error::IdpError::NotReady)).into(),
     }
 }

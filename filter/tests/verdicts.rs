@@ -391,3 +391,137 @@ fn error_pages_come_from_the_configured_templates() {
         .expect("refused");
     assert_eq!(err.field, "error_pages.html");
 }
+
+/// Runs a login whose ID token the IdP makes with `make`; the callback's status.
+fn login_with_id_token(make: fakes::IdTokenMaker) -> (u16, Harness, fakes::Exchanged) {
+    let h = Harness::new(json!({}));
+    h.idp.id_tokens_from(make);
+    let start = h.request(&html("/"), None);
+    let flow = start.set_cookie_pair("__Host-oidc_flow_").expect("flow");
+    let callback = h.idp.authorize(&start.header("location").expect("location"), "alice");
+    let r = h.request(&with_cookie(&callback, &flow), None);
+    (r.reply().status, h, r)
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn at_hash(access: &str) -> String {
+    use sha2::Digest;
+    b64url(&sha2::Sha256::digest(access.as_bytes())[..16])
+}
+
+fn resigned(edit: fn(&mut Value)) -> fakes::IdTokenMaker {
+    Arc::new(move |idp: &FakeIdp, mut claims: Value, _access: &str| {
+        edit(&mut claims);
+        idp.sign(&claims, None)
+    })
+}
+
+/// OIDC Core 3.1.3.7: each check refuses the login on its own (400, `id_token_invalid`).
+#[test]
+fn id_token_checks_each_refuse_the_login() {
+    let cases: Vec<(&str, fakes::IdTokenMaker)> = vec![
+        (
+            "step 2: another issuer",
+            resigned(|c| c["iss"] = json!("https://evil.test")),
+        ),
+        ("step 3: not for us", resigned(|c| c["aud"] = json!("someone-else"))),
+        (
+            "step 4: several audiences, no azp",
+            resigned(|c| c["aud"] = json!([CLIENT_ID, "other"])),
+        ),
+        ("step 5: azp is another client", resigned(|c| c["azp"] = json!("other"))),
+        (
+            "step 9: expired",
+            resigned(|c| c["exp"] = json!(session_store::unix_now() - 3600)),
+        ),
+        (
+            "step 11: another nonce",
+            resigned(|c| c["nonce"] = json!("not-the-one-we-sent")),
+        ),
+        (
+            "3.1.3.8: at_hash of another token",
+            resigned(|c| c["at_hash"] = json!(at_hash("another-token"))),
+        ),
+        (
+            "step 6: HMAC, whatever the header says",
+            Arc::new(|_: &FakeIdp, claims: Value, _: &str| {
+                let key = jsonwebtoken::EncodingKey::from_secret(b"the public key, as an HMAC secret");
+                jsonwebtoken::encode(
+                    &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                    &claims,
+                    &key,
+                )
+                .expect("sign")
+            }),
+        ),
+        (
+            "step 6: alg none",
+            Arc::new(|_: &FakeIdp, claims: Value, _: &str| {
+                format!(
+                    "{}.{}.",
+                    b64url(br#"{"alg":"none","typ":"JWT"}"#),
+                    b64url(claims.to_string().as_bytes())
+                )
+            }),
+        ),
+        (
+            "signature: a payload changed after signing",
+            Arc::new(|idp: &FakeIdp, claims: Value, _: &str| {
+                let signed = idp.sign(&claims, None);
+                let mut parts: Vec<String> = signed.split('.').map(str::to_owned).collect();
+                let mut forged = claims.clone();
+                forged["sub"] = json!("admin");
+                parts[1] = b64url(forged.to_string().as_bytes());
+                parts.join(".")
+            }),
+        ),
+    ];
+    for (case, make) in cases {
+        let (status, h, r) = login_with_id_token(make);
+        assert_eq!(status, 400, "{case}: {}", r.body());
+        assert_eq!(
+            h.counter(&r.stream, "oidc_login_failed", &["id_token_invalid"]),
+            1,
+            "{case}"
+        );
+    }
+}
+
+/// An ID token without `iat` makes the token response unreadable: the IdP's fault (502),
+/// not the browser's.
+#[test]
+fn an_id_token_without_iat_is_the_idps_fault() {
+    let (status, h, r) = login_with_id_token(resigned(|c| {
+        c.as_object_mut().expect("object").remove("iat");
+    }));
+    assert_eq!(status, 502, "{}", r.body());
+    assert_eq!(h.counter(&r.stream, "oidc_login_failed", &["token_response"]), 1);
+}
+
+#[test]
+fn id_tokens_that_follow_the_rules_log_in() {
+    let cases: Vec<(&str, fakes::IdTokenMaker)> = vec![
+        (
+            "several audiences with azp = us",
+            resigned(|c| {
+                c["aud"] = json!([CLIENT_ID, "other"]);
+                c["azp"] = json!(CLIENT_ID);
+            }),
+        ),
+        (
+            "the right at_hash",
+            Arc::new(|idp: &FakeIdp, mut claims: Value, access: &str| {
+                claims["at_hash"] = json!(at_hash(access));
+                idp.sign(&claims, None)
+            }),
+        ),
+    ];
+    for (case, make) in cases {
+        let (status, _, r) = login_with_id_token(make);
+        assert_eq!(status, 302, "{case}: {}", r.body());
+    }
+}

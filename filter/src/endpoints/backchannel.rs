@@ -8,7 +8,7 @@ use crate::decide::{Decision, Verdict};
 use crate::failure::{Failure, FailureKind};
 use crate::gateway::Gateway;
 use crate::metrics::Metric;
-use crate::oidc::tokens::{self, Kind, TokenCheck};
+use crate::oidc::tokens::{self, TokenError};
 
 /// Largest back-channel logout body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -26,22 +26,17 @@ pub async fn run(gw: &Gateway, body: &[u8]) -> Decision {
         Ok(p) => p,
         Err(e) => return failed(Failure::from(e)),
     };
-    let audience = [s.client_id.clone()];
-    let mut check = tokens::verify(&provider, &token, &s.issuer, &audience, Kind::Logout);
-    if matches!(check, TokenCheck::UnknownKey) {
+    let mut check = tokens::verify_logout_token(&provider, &token, &s.issuer, &s.client_id);
+    if check.as_ref().err() == Some(&TokenError::UnknownKey) {
         if let Some(fresh) = gw.provider.refresh_for_unknown_key().await {
-            check = tokens::verify(&fresh, &token, &s.issuer, &audience, Kind::Logout);
+            check = tokens::verify_logout_token(&fresh, &token, &s.issuer, &s.client_id);
         }
     }
     let claims = match check {
-        TokenCheck::Valid(c) => c,
-        TokenCheck::UnknownKey => return invalid("unknown signing key"),
-        TokenCheck::Invalid(why) => return invalid(&why),
+        Ok(verified) => verified.claims,
+        Err(e) => return invalid(&e.to_string()),
     };
-    let ended = match (
-        claims.get("sid").and_then(|v| v.as_str()),
-        claims.get("sub").and_then(|v| v.as_str()),
-    ) {
+    let ended = match (claims.sid.as_deref(), claims.sub.as_deref()) {
         (Some(sid), _) => gw.sessions.delete_by_sid(&s.issuer, sid).await,
         (None, Some(sub)) => gw.sessions.delete_by_subject(&s.issuer, sub).await,
         (None, None) => return invalid("neither sid nor sub"),

@@ -1,22 +1,9 @@
-//! Claims from the validated ID token and userinfo, reduced to lists of strings.
+//! Claims from the verified ID token and userinfo, reduced to lists of strings.
 
 use serde_json::{Map, Value};
 use session_store::Claims;
 
 use crate::config::Settings;
-
-/// The JSON payload of a JWT whose signature was already verified.
-pub fn jwt_payload(jwt: &str) -> Option<Map<String, Value>> {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(m) => Some(m),
-        _ => None,
-    }
-}
 
 fn strings(v: &Value) -> Vec<String> {
     match v {
@@ -60,12 +47,5 @@ mod tests {
         assert_eq!(strings(&serde_json::json!(["a", "b"])), vec!["a", "b"]);
         assert_eq!(strings(&serde_json::json!(true)), vec!["true"]);
         assert!(strings(&serde_json::json!({"x": 1})).is_empty());
-    }
-
-    #[test]
-    fn payload_of_a_jwt() {
-        let p = jwt_payload("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.sig").expect("payload");
-        assert_eq!(p["sub"], "alice");
-        assert!(jwt_payload("garbage").is_none());
     }
 }

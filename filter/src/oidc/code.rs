@@ -4,9 +4,7 @@
 use std::time::Instant;
 
 use openidconnect::core::CoreErrorResponseType;
-use openidconnect::{
-    AccessTokenHash, AuthorizationCode, Nonce, OAuth2TokenResponse, PkceCodeVerifier, RequestTokenError, TokenResponse,
-};
+use openidconnect::{AuthorizationCode, OAuth2TokenResponse, PkceCodeVerifier, RequestTokenError, TokenResponse};
 use session_store::{AccessToken, IdToken, RefreshToken, Session, Tokens};
 
 use crate::authz;
@@ -14,7 +12,8 @@ use crate::error::CallbackError;
 use crate::gateway::Gateway;
 use crate::oidc::claims;
 use crate::oidc::login::FlowState;
-use crate::oidc::provider::{Provider, ALLOWED_ALGS};
+use crate::oidc::provider::Provider;
+use crate::oidc::tokens;
 
 /// A completed login: the session cookie to set.
 pub struct LoggedIn {
@@ -65,44 +64,30 @@ async fn exchange_and_validate(
             RequestTokenError::Request(inner) => CallbackError::Idp(inner),
             other => CallbackError::TokenResponse(other.to_string()),
         })?;
-    let id_token = token.id_token().ok_or(CallbackError::NoIdToken)?;
-    // OIDC Core 3.1.3.7: signature (algorithm allow-list), iss exact, aud contains us,
-    // azp when several audiences, exp/iat, and the nonce we sent (constant-time).
-    let verifier = p.client.id_token_verifier().set_allowed_algs(ALLOWED_ALGS);
-    let id_claims = id_token
-        .claims(&verifier, &Nonce::new(flow.nonce.clone()))
-        .map_err(|e| CallbackError::IdTokenInvalid(e.to_string()))?;
-    // OIDC Core 3.1.3.8: at_hash, when present, binds the access token to this ID token.
-    if let Some(expected) = id_claims.access_token_hash() {
-        let alg = id_token
-            .signing_alg()
-            .map_err(|e| CallbackError::IdTokenInvalid(e.to_string()))?;
-        let key = id_token
-            .signing_key(&verifier)
-            .map_err(|e| CallbackError::IdTokenInvalid(e.to_string()))?;
-        let actual = AccessTokenHash::from_token(token.access_token(), alg, key)
-            .map_err(|e| CallbackError::IdTokenInvalid(e.to_string()))?;
-        if actual != *expected {
-            return Err(CallbackError::IdTokenInvalid("at_hash mismatch".into()));
-        }
-    }
-    let raw_id_token = id_token.to_string();
-    let id_payload = claims::jwt_payload(&raw_id_token).unwrap_or_default();
-    let subject = id_claims.subject().clone();
-    let userinfo = fetch_userinfo(gw, p, token.access_token().secret(), subject.as_str()).await?;
-    let claims = claims::select(&gw.settings, &[&id_payload, &userinfo]);
+    let raw_id_token = token.id_token().ok_or(CallbackError::NoIdToken)?.to_string();
+    let id_token = tokens::verify_id_token(
+        p,
+        &raw_id_token,
+        &gw.settings.provider.issuer,
+        &gw.settings.provider.client_id,
+        &flow.nonce,
+        token.access_token().secret(),
+    )
+    .map_err(|e| CallbackError::IdTokenInvalid(e.to_string()))?;
+    let subject = id_token.claims().sub.clone();
+    let userinfo = fetch_userinfo(gw, p, token.access_token().secret(), &subject).await?;
+    let claims = claims::select(&gw.settings, &[id_token.payload(), &userinfo]);
     let now = gw.clock.now();
     let tokens = Tokens {
         access: AccessToken::new(token.access_token().secret().clone()),
         access_expires_at: token.expires_in().map(|d| now + d.as_secs()),
         refresh: token.refresh_token().map(|r| RefreshToken::new(r.secret().clone())),
-        id_token: Some(IdToken::new(raw_id_token)),
+        id_token: Some(IdToken::new(id_token.raw().to_owned())),
     };
-    let sid = id_payload.get("sid").and_then(|v| v.as_str()).map(str::to_owned);
     Ok(Session::new(
-        subject.as_str().to_owned(),
+        subject,
         gw.settings.provider.issuer.clone(),
-        sid,
+        id_token.claims().sid.clone(),
         claims,
         tokens,
         now,

@@ -1,6 +1,5 @@
 //! The identity headers the upstream receives.
 
-use serde_json::{Map, Value};
 use session_store::{Claims, Session};
 
 use crate::config::{AccessLogUser, Settings};
@@ -43,14 +42,8 @@ pub fn for_session(settings: &Settings, session: &Session) -> Vec<(String, Strin
 }
 
 /// Headers for a validated bearer token (the token itself stays in `authorization`).
-pub fn for_bearer(settings: &Settings, claims: &Map<String, Value>) -> Vec<(String, String)> {
-    let subject = claims
-        .get("sub")
-        .and_then(|s| s.as_str())
-        .unwrap_or_default()
-        .to_owned();
-    let selected = crate::oidc::claims::select(settings, &[claims]);
-    from_claims(settings, &subject, &selected)
+pub fn for_bearer(settings: &Settings, subject: &str, claims: &Claims) -> Vec<(String, String)> {
+    from_claims(settings, subject, claims)
 }
 
 impl AccessLogUser {

@@ -57,8 +57,13 @@ struct State {
     /// A scripted answer of the token endpoint instead of the real one.
     token_answer: Option<(u16, String)>,
     last_sid: HashMap<String, String>,
+    /// Makes the ID token from its claims and the access token (tests of each check).
+    id_token: Option<IdTokenMaker>,
     next: u64,
 }
+
+/// Builds the raw ID token from the claims the IdP would sign and the access token.
+pub type IdTokenMaker = Arc<dyn Fn(&FakeIdp, Value, &str) -> String + Send + Sync>;
 
 /// The fake provider. Token lifetimes are in real time (openidconnect checks ID-token
 /// expiry against the system clock); the filter's own time is the manual clock.
@@ -157,6 +162,11 @@ impl FakeIdp {
         self.state.lock().expect("state").refresh.clear();
     }
 
+    /// The next ID tokens come from `make` instead of the honest signer.
+    pub fn id_tokens_from(&self, make: IdTokenMaker) {
+        self.state.lock().expect("state").id_token = Some(make);
+    }
+
     /// The token endpoint answers this instead (status, body).
     pub fn token_endpoint_answers(&self, status: u16, body: &str) {
         self.state.lock().expect("state").token_answer = Some((status, body.to_owned()));
@@ -174,14 +184,15 @@ impl FakeIdp {
             "refresh_token": refresh,
         });
         if with_id_token {
-            body["id_token"] = json!(self.sign(
-                &json!({
-                    "iss": ISSUER, "sub": g.sub, "aud": CLIENT_ID, "exp": now + 3600, "iat": now,
-                    "nonce": g.nonce, "sid": g.sid, "email": format!("{}@example.com", g.sub),
-                    "email_verified": true, "groups": groups(&g.sub), "preferred_username": g.sub,
-                }),
-                None,
-            ));
+            let claims = json!({
+                "iss": ISSUER, "sub": g.sub, "aud": CLIENT_ID, "exp": now + 3600, "iat": now,
+                "nonce": g.nonce, "sid": g.sid, "email": format!("{}@example.com", g.sub),
+                "email_verified": true, "groups": groups(&g.sub), "preferred_username": g.sub,
+            });
+            body["id_token"] = json!(match st.id_token.clone() {
+                Some(make) => make(self, claims, &access),
+                None => self.sign(&claims, None),
+            });
         }
         reply(200, body)
     }

@@ -93,10 +93,8 @@ impl std::fmt::Debug for RedisStore {
 fn classify(e: RedisError) -> StoreError {
     if e.is_timeout() {
         StoreError::Timeout
-    } else if e.kind() == ErrorKind::AuthenticationFailed
-        || e.to_string().contains("WRONGPASS")
-        || e.to_string().contains("NOAUTH")
-    {
+    } else if e.kind() == ErrorKind::AuthenticationFailed || matches!(e.code(), Some("WRONGPASS" | "NOAUTH")) {
+        // The server's error code (the reply's first word), not a search of the message.
         StoreError::Auth(e)
     } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
         StoreError::Unavailable(e)
