@@ -1,4 +1,7 @@
-//! Reading the `cookie` request header(s) and writing `Set-Cookie`.
+//! Reading the `cookie` request header(s) and writing `Set-Cookie`. Writing uses the
+//! `cookie` crate; reading is this one pass because it runs on every request and costs
+//! two thirds of the crate's parser doing the same job (`benches/cookies.rs`: 578 ns
+//! against 883 ns on a five-cookie header).
 
 use crate::config::{CookieSettings, SameSite};
 
