@@ -191,12 +191,19 @@ fn a_refused_refresh_ends_the_session_and_starts_a_login() {
 }
 
 #[test]
-fn an_idle_session_ends_without_waiting() {
+fn sessions_in_use_outlive_the_idle_timeout_and_idle_ones_end() {
     let h = Harness::new(json!({"session": {"idle_timeout_secs": 600}}));
     let cookie = h.login("alice");
+    // Used every 200 s for 1000 s, beyond the 600 s idle timeout: still signed in.
+    for _ in 0..5 {
+        h.clock.advance(200);
+        let r = h.request(&with_cookie("/x", &session_cookie(&cookie)), None);
+        assert!(r.passed, "an active session does not go idle: {:?}", r.stream.reply);
+    }
+    // Left alone past the idle timeout: it ends.
     h.clock.advance(601);
     let r = h.request(&with_cookie("/x", &session_cookie(&cookie)), None);
-    assert_eq!(r.reply().status, 302, "idle too long: log in again");
+    assert_eq!(r.reply().status, 302, "an idle session ends");
 }
 
 /// Bug: with `headers.access_token` the client's `authorization` header is one of the
