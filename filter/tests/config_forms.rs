@@ -2,8 +2,6 @@
 //! shipped config uses) and JSON in a `StringValue` both load; a Struct with an unknown
 //! field is refused with the field named (`envoy --mode validate` runs the config hook).
 
-use std::process::Command;
-
 fn validate(filter_config: &str) -> (bool, String) {
     let yaml = format!(
         r#"
@@ -28,24 +26,7 @@ static_resources:
             typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
 "#
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("envoy.yaml");
-    std::fs::write(&cfg, yaml).expect("write");
-    let out = Command::new(testkit::envoy::envoy_bin())
-        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
-        .arg(&cfg)
-        .env(
-            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
-            testkit::envoy::module_dir("envoy_oidc"),
-        )
-        .output()
-        .expect("run envoy");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    testkit::envoy::validate(&yaml, &testkit::envoy::module_dir("envoy_oidc"))
 }
 
 const KEY: &str = "dGVzdC1zZXNzaW9uLWtleS0zMi1ieXRlcy1sb25nISE";

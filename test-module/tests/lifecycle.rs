@@ -173,22 +173,9 @@ async fn overload_past_the_bound_gives_a_fast_503() {
 
 #[test]
 fn invalid_config_is_rejected_with_the_module_message() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("bad.yaml");
     let yaml = support::static_bootstrap(r#"{"deadline_ms": "soon", "bogus": 1}"#, 1);
-    std::fs::write(&cfg, yaml).expect("write");
-    let out = std::process::Command::new(support::envoy_bin())
-        .args(["--mode", "validate", "-c"])
-        .arg(&cfg)
-        .env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", support::module_dir())
-        .output()
-        .expect("run envoy");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "a bad config must be rejected:\n{text}");
+    let (accepted, text) = testkit::envoy::validate(&yaml, &support::module_dir());
+    assert!(!accepted, "a bad config must be rejected:\n{text}");
     assert!(
         text.contains("invalid probe config"),
         "the module's message is in Envoy's output:\n{text}"

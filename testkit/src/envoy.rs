@@ -41,6 +41,26 @@ pub fn module_dir(lib_name: &str) -> PathBuf {
     deps
 }
 
+/// `envoy --mode validate` on a bootstrap: whether Envoy, and the module's config hook,
+/// accepted it, and everything Envoy printed (the module's message on refusal).
+pub fn validate(yaml: &str, module_dir: &Path) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("envoy.yaml");
+    std::fs::write(&cfg, yaml).expect("write the bootstrap");
+    let out = Command::new(envoy_bin())
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(&cfg)
+        .env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", module_dir)
+        .output()
+        .expect("run envoy");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// A running Envoy; killed when dropped.
 pub struct Envoy {
     child: Child,
