@@ -199,6 +199,7 @@ fn sessions_in_use_outlive_the_idle_timeout_and_idle_ones_end() {
         h.clock.advance(200);
         let r = h.request(&with_cookie("/x", &session_cookie(&cookie)), None);
         assert!(r.passed, "an active session does not go idle: {:?}", r.stream.reply);
+        h.settle();
     }
     // Left alone past the idle timeout: it ends.
     h.clock.advance(601);

@@ -150,15 +150,22 @@ impl Sessions {
         Ok((cookie, opened, session))
     }
 
-    /// Writes a changed session (refreshed tokens, new idle expiry) and caches it.
+    /// Writes a changed session (refreshed tokens, new idle expiry) and caches it, unless
+    /// the cache already holds a later use of it: two writes of one session may finish
+    /// out of order, and the cache must never move back to the older one.
     pub async fn save(&self, t: &OpenedTicket, session: Session, now: u64) -> Result<Arc<Session>, SessionError> {
         let record = encrypt_record(&t.ticket, &t.key, &session)?;
         let ttl = Duration::from_secs(session.expires_at().saturating_sub(now).max(1));
         let index = IndexKey::of(self.sealer.ring().primary(), &session);
         self.store.put(&t.key, &record, ttl, &index).await?;
         let session = Arc::new(session);
-        self.cache.insert(t.key, session.clone());
-        Ok(session)
+        match self.cache.get(&t.key) {
+            Some(cached) if cached.last_used_at > session.last_used_at => Ok(cached),
+            _ => {
+                self.cache.insert(t.key, session.clone());
+                Ok(session)
+            }
+        }
     }
 
     /// Ends one session everywhere.

@@ -103,6 +103,28 @@ async fn idle_sessions_end_and_touch_extends_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_write_of_an_older_use_never_moves_the_cache_back() {
+    let store = MemoryStore::new(1_000);
+    let a = replica(&store);
+    let (cookie, ticket, created) = a.create(session("alice", "sid-1", NOW), NOW).await.expect("create");
+    let life = session_store::Lifetimes {
+        absolute_secs: 3_600,
+        idle_secs: 1_800,
+    };
+    let (mut older, mut newer) = ((*created).clone(), (*created).clone());
+    older.touch(NOW + 100, life);
+    newer.touch(NOW + 200, life);
+    a.save(&ticket, newer.clone(), NOW + 200).await.expect("newer");
+    // The write of the earlier use finishes last.
+    let kept = a.save(&ticket, older, NOW + 100).await.expect("older");
+    assert_eq!(kept.last_used_at, NOW + 200);
+    match a.check(&cookie, NOW + 200 + 1_750) {
+        Check::Hit(s, _) => assert_eq!(s.idle_expires_at, newer.idle_expires_at),
+        other => panic!("the later use is what the cache keeps: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_channel_logout_by_sid_evicts_every_replica_cache() {
     let store = MemoryStore::new(1_000);
     let (a, b) = (replica(&store), replica(&store));

@@ -424,6 +424,16 @@ impl Harness {
         }
     }
 
+    /// Waits for background work (the idle-expiry write) to end, as it would while time
+    /// passes between two requests.
+    pub fn settle(&self) {
+        let start = Instant::now();
+        while self.gw.core.in_flight() > 0 {
+            assert!(start.elapsed() < Duration::from_secs(5), "background work did not end");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// A counter's total on a stream (this harness's metric ids).
     pub fn counter(&self, s: &FakeStream, name: &str, labels: &[&str]) -> u64 {
         s.counter(&self.metrics, name, labels)
