@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::runtime::{runtime, AsyncError};
 
-/// The event id a finished task commits; filters route it to [`Pending::complete`].
+/// The event id a finished task commits; filters route it to [`Pending::take`].
 pub const COMPLETION_EVENT: u64 = 0x6173_796e_6300;
 
 /// Bounds applied to every task of one core.
