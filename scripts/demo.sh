@@ -36,7 +36,7 @@ if [ -z "${OIDC_ISSUER:-}" ]; then
   OIDC_ISSUER="http://127.0.0.1:$IDP_PORT"
   OIDC_CLIENT_ID=${OIDC_CLIENT_ID:-demo}
   OIDC_CLIENT_SECRET=${OIDC_CLIENT_SECRET:-demo-secret-change-me}
-  IDP_CLIENTS=$(printf '[{"client_id":"%s","client_secret":"%s","redirect_uri":"%s/oauth2/callback","post_logout_redirect_uri":"%s/","backchannel_logout_uri":"%s/oauth2/backchannel_logout"}]' \
+  IDP_CLIENTS=$(printf '[{"client_id":"%s","client_secret":"%s","redirect_uri":"%s/oauth2/callback","post_logout_redirect_uri":"%s/oauth2/signed_out","backchannel_logout_uri":"%s/oauth2/backchannel_logout"}]' \
     "$OIDC_CLIENT_ID" "$OIDC_CLIENT_SECRET" "$BASE" "$BASE" "$BASE")
   IDP_PORT=$IDP_PORT IDP_CLIENTS=$IDP_CLIENTS "$NODE_BIN" e2e/idp/server.mjs > "$RUN/idp.log" 2>&1 &
   PIDS+=($!)
@@ -66,7 +66,7 @@ print(json.dumps({
     "session": {"keys": [{"env": "DEMO_SESSION_KEY"}], "store": json.loads(store)},
     # The bundled oidc-provider takes POST logouts only over HTTPS (SameSite=None cookies);
     # on this plain-HTTP demo, id_token_hint goes by GET. Real deployments keep the POST default.
-    "logout": {"post_logout_redirect_uri": f"{base}/", "end_session_method": "get" if issuer.startswith("http://") else "post"},
+    "logout": {"post_logout_redirect_uri": f"{base}/oauth2/signed_out", "end_session_method": "get" if issuer.startswith("http://") else "post"},
     "bearer": {"enabled": True},
 }))
 PY

@@ -95,7 +95,7 @@ def test_keycloak_job_realm_and_suite_agree():
     assert client["redirectUris"] == [f"{base}/oauth2/callback"]
     attrs = client["attributes"]
     assert attrs["backchannel.logout.url"] == f"{base}/oauth2/backchannel_logout"
-    assert attrs["post.logout.redirect.uris"] == f"{base}/"
+    assert attrs["post.logout.redirect.uris"] == f"{base}/oauth2/signed_out"
     mapper = next(m for m in client["protocolMappers"] if m["protocolMapper"] == "oidc-group-membership-mapper")
     assert mapper["config"]["claim.name"] == "groups" and mapper["config"]["full.path"] == "false"
     assert any("/admins" in u.get("groups", []) for u in realm["users"])

@@ -125,7 +125,10 @@ test('sign-out ends the session here and at the IdP', async () => {
   await page.goto(`${stack.base}/oauth2/sign_out`);
   // The sign-out page sends id_token_hint to the IdP, which may ask for confirmation.
   await idp.confirmLogout(page);
-  await page.waitForURL((u) => u.toString().startsWith(stack.base) || idp.loginPage().test(u.toString()));
+  // Back from the IdP on the signed-out page, which does not start a new login.
+  await page.waitForURL(`${stack.base}/oauth2/signed_out`);
+  assert.match(await page.innerText('body'), /You have signed out/);
+  await page.screenshot({ path: join(stack.dir, 'signed-out.png') });
   const cookies = await context.cookies(stack.base);
   assert.equal(cookies.find((c) => c.name === '__Host-oidc_session'), undefined, 'session cookie cleared');
   // Back at the app, a new login is needed: the IdP asks for credentials again.

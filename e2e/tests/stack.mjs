@@ -99,7 +99,7 @@ export async function startStack() {
         client_id: clientId,
         client_secret: clientSecret,
         redirect_uri: `${base}/oauth2/callback`,
-        post_logout_redirect_uri: `${base}/`,
+        post_logout_redirect_uri: `${base}/oauth2/signed_out`,
         backchannel_logout_uri: `${base}/oauth2/backchannel_logout`,
       }]),
     }, 'idp');
@@ -128,7 +128,7 @@ export async function startStack() {
     refresh: { leeway_secs: REFRESH_LEEWAY_SECS },
     // oidc-provider takes POST logouts only with SameSite=None (HTTPS) cookies; on this
     // plain-HTTP loopback stack it gets id_token_hint by GET. Keycloak takes the POST.
-    logout: { post_logout_redirect_uri: `${base}/`, end_session_method: external ? 'post' : 'get' },
+    logout: { post_logout_redirect_uri: `${base}/oauth2/signed_out`, end_session_method: external ? 'post' : 'get' },
   });
   const yaml = readFileSync(join(root, 'configs/envoy-demo.yaml'), 'utf8')
     .replaceAll('${ADMIN_PORT}', '0')
