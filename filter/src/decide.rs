@@ -29,7 +29,10 @@ pub struct Facts {
     pub route: RouteSettings,
     /// Our session cookie's value, if sent.
     pub session_cookie: Option<String>,
-    /// The cookie lines' flow cookie for a callback (all cookie lines, for the callback).
+    /// The `cookie` header the upstream gets: `None` when it holds nothing of ours (left
+    /// as it is), `Some(None)` when only ours (removed), `Some(Some(rest))` otherwise.
+    pub upstream_cookie: Option<Option<String>>,
+    /// Every `cookie` line, copied for the callback only (it reads the flow cookie).
     pub cookie_header: Vec<Vec<u8>>,
     /// `Authorization: Bearer` token, read before any header is stripped.
     pub bearer: Option<String>,

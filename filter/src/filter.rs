@@ -48,7 +48,11 @@ impl OidcFilter {
         let method = String::from_utf8_lossy(s.header(HeaderKind::Request, ":method").unwrap_or(b"GET")).into_owned();
         let accept = s.header(HeaderKind::Request, "accept");
         let cookie_lines = s.header_values(HeaderKind::Request, "cookie");
-        let session_cookie = cookies::find(&cookie_lines, &settings.cookie.name).map(str::to_owned);
+        // One pass over the cookie lines: our session cookie, and what the upstream keeps.
+        let (session_cookie, upstream_cookie) = match cookies::split_ours(&cookie_lines, &settings.cookie) {
+            Some(split) => (split.session.map(str::to_owned), Some(split.rest)),
+            None => (None, None),
+        };
         let bare = path.split('?').next().unwrap_or("/");
         // Only the callback reads the flow cookie: copy the lines for it alone.
         let cookie_header = if bare == settings.paths.callback {
@@ -70,6 +74,7 @@ impl OidcFilter {
                 .cloned()
                 .unwrap_or_default(),
             session_cookie,
+            upstream_cookie,
             cookie_header,
             // Read before the identity headers are stripped: with `headers.access_token`
             // the client's `authorization` is one of them.
@@ -88,7 +93,7 @@ impl OidcFilter {
 
     /// Upstream hygiene for every request that may go upstream: no identity header from
     /// the client (any case), none of our cookies.
-    fn scrub(&self, s: &mut dyn HttpStream, keep_authorization: bool) {
+    fn scrub(&self, s: &mut dyn HttpStream, upstream_cookie: Option<Option<String>>, keep_authorization: bool) {
         let settings = &self.gw.settings;
         let present: Vec<&str> = {
             let headers = s.headers(HeaderKind::Request);
@@ -102,11 +107,7 @@ impl OidcFilter {
         for h in present {
             s.remove_header(HeaderKind::Request, h);
         }
-        let rewritten = {
-            let lines = s.header_values(HeaderKind::Request, "cookie");
-            cookies::split_ours(&lines, &settings.cookie).map(|split| split.rest)
-        };
-        match rewritten {
+        match upstream_cookie {
             Some(Some(rest)) => s.set_header(HeaderKind::Request, "cookie", rest.as_bytes()),
             Some(None) => s.remove_header(HeaderKind::Request, "cookie"),
             None => {}
@@ -131,7 +132,8 @@ impl OidcFilter {
             trace: facts.trace.clone(),
         });
         if matches!(decision.verdict, Verdict::Pass | Verdict::Admit(_) | Verdict::Async(_)) {
-            self.scrub(s, decision.verdict.keeps_authorization());
+            let keep_authorization = decision.verdict.keeps_authorization();
+            self.scrub(s, facts.upstream_cookie, keep_authorization);
         }
         self.apply(s, decision, false)
     }
