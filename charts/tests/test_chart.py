@@ -100,9 +100,10 @@ def test_a_bootstrap_the_module_refuses_fails_validation():
         cl.rmtree(d)
 
 
-def schema_error(values):
+def schema_error(values, upgrade=False):
+    """The error a rendering (an install, or an upgrade) fails with."""
     with pytest.raises(cl.helm.HelmError) as e:
-        cl.render(values)
+        cl.render(values, upgrade=upgrade)
     return str(e.value)
 
 
@@ -134,16 +135,10 @@ def test_wrong_values_get_a_schema_error_naming_the_field():
 
 def test_session_key_is_never_regenerated_silently_on_upgrade():
     values = cl.ci_values("memory-values.yaml")
-    err = schema_error_upgrade(values)
+    err = schema_error(values, upgrade=True)
     assert "gw-envoy-oidc-session" in err and "sign every user out" in err
     # With an existing Secret named, an upgrade renders.
     cl.render(cl.merge(values, {"session": {"existingSecret": "keys"}}), upgrade=True)
-
-
-def schema_error_upgrade(values):
-    with pytest.raises(cl.helm.HelmError) as e:
-        cl.render(values, upgrade=True)
-    return str(e.value)
 
 
 def test_generated_session_key_is_32_random_bytes_and_kept_on_uninstall():
