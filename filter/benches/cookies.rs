@@ -12,6 +12,7 @@ fn settings() -> CookieSettings {
         flow_prefix: "__Host-oidc_flow_".into(),
         secure: true,
         same_site: SameSite::Lax,
+        max_login_flows: 3,
     }
 }
 
@@ -21,7 +22,7 @@ __Host-oidc_session=AQEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 lang=en-GB; _gid=GA1.1.987654321.1700000000";
 
 /// Our split, with the session value owned as the filter keeps it.
-fn with_ours(lines: &[&[u8]], s: &CookieSettings) -> (Option<String>, Option<String>) {
+fn with_ours(lines: &[&[u8]], s: &CookieSettings) -> (Option<String>, Option<Vec<u8>>) {
     match split_ours(lines, s) {
         Some(split) => (split.session.map(str::to_owned), split.rest),
         None => (None, None),
@@ -29,7 +30,7 @@ fn with_ours(lines: &[&[u8]], s: &CookieSettings) -> (Option<String>, Option<Str
 }
 
 /// The same job with `cookie::Cookie::split_parse`.
-fn with_cookie_crate(lines: &[&[u8]], s: &CookieSettings) -> (Option<String>, Option<String>) {
+fn with_cookie_crate(lines: &[&[u8]], s: &CookieSettings) -> (Option<String>, Option<Vec<u8>>) {
     let mut session = None;
     let mut rest = Vec::new();
     for line in lines {
@@ -43,7 +44,7 @@ fn with_cookie_crate(lines: &[&[u8]], s: &CookieSettings) -> (Option<String>, Op
             }
         }
     }
-    (session, (!rest.is_empty()).then(|| rest.join("; ")))
+    (session, (!rest.is_empty()).then(|| rest.join("; ").into_bytes()))
 }
 
 fn bench(c: &mut Criterion) {

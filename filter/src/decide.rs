@@ -7,7 +7,7 @@
 use envoy_module::TraceId;
 use session_store::{Check, OpenedTicket, Session};
 
-use crate::config::RouteSettings;
+use crate::config::{ClientAuthorization, CrossSiteSignOut, HeaderSettings, RouteSettings};
 use crate::endpoints;
 use crate::failure::{Failure, FailureKind, ReplyFormat};
 use crate::gateway::Gateway;
@@ -29,15 +29,23 @@ pub struct Facts {
     pub route: RouteSettings,
     /// Our session cookie's value, if sent.
     pub session_cookie: Option<String>,
+    /// Our login-flow cookies' names, oldest first.
+    pub flow_cookies: Vec<String>,
     /// The `cookie` header the upstream gets: `None` when it holds nothing of ours (left
     /// as it is), `Some(None)` when only ours (removed), `Some(Some(rest))` otherwise.
-    pub upstream_cookie: Option<Option<String>>,
+    pub upstream_cookie: Option<Option<Vec<u8>>>,
     /// Every `cookie` line, copied for the callback only (it reads the flow cookie).
     pub cookie_header: Vec<Vec<u8>>,
     /// `Authorization: Bearer` token, read before any header is stripped.
     pub bearer: Option<String>,
     /// An API client (401) rather than a browser (302)?
     pub api: bool,
+    /// Rules are in force and the path hides separators from them (`%2F`, `%5C`, `%2E%2E`).
+    pub hidden_separators: bool,
+    /// A sign-out request sent from another site (Fetch Metadata or `Origin`).
+    pub other_site: bool,
+    /// `content-type` of a back-channel logout request.
+    pub content_type: Option<Vec<u8>>,
     /// How error replies are written for this client.
     pub format: ReplyFormat,
     /// The request's trace id.
@@ -70,13 +78,18 @@ pub struct Admission {
 }
 
 impl Verdict {
-    /// Whether the client's `authorization` header was (or is being) checked as a bearer
-    /// token, so it is the caller's credential rather than a spoofed identity.
-    pub fn keeps_authorization(&self) -> bool {
-        matches!(
-            self,
-            Verdict::Admit(Admission { by_bearer: true, .. }) | Verdict::Async(Work::Bearer { .. })
-        )
+    /// Whether the client's `authorization` header is removed before the upstream: it
+    /// stays where it is the checked credential (bearer) or on public routes, and goes
+    /// where a session admits the request (unless configured to keep it) or the filter
+    /// sends its own.
+    pub fn strips_authorization(&self, h: &HeaderSettings) -> bool {
+        match self {
+            Verdict::Admit(Admission { by_bearer: true, .. }) | Verdict::Async(Work::Bearer { .. }) => false,
+            Verdict::Admit(_) | Verdict::Async(Work::Session { .. }) => {
+                h.access_token || h.client_authorization == ClientAuthorization::Strip
+            }
+            _ => false,
+        }
     }
 }
 
@@ -137,6 +150,8 @@ pub enum Unauthenticated {
         target: String,
         /// Also expire the session cookie.
         clear_cookie: bool,
+        /// Flow cookies to drop so the browser keeps at most the configured number.
+        stale_flows: Vec<String>,
     },
 }
 
@@ -175,7 +190,17 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
     if bare == paths.callback {
         let lines: Vec<&[u8]> = f.cookie_header.iter().map(Vec::as_slice).collect();
         return match endpoints::callback::check(gw, &f.path, &lines, now) {
-            Ok(cb) => Verdict::Async(Work::Callback(cb)).into(),
+            Ok(mut cb) => {
+                // A new login in a browser that has a session replaces it: end the old one.
+                cb.replaces = f
+                    .session_cookie
+                    .as_deref()
+                    .and_then(|v| match gw.sessions.check(v, now) {
+                        Check::Hit(_, t) | Check::Miss(t) => Some(t),
+                        Check::Invalid(_) => None,
+                    });
+                Verdict::Async(Work::Callback(cb)).into()
+            }
             Err(e) => {
                 let failure = Failure::from(e);
                 let label = failure.reason;
@@ -184,6 +209,15 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
         };
     }
     if bare == paths.logout {
+        // A sign-out another site sent may be a forged link or form: confirm or refuse.
+        if f.other_site {
+            return match (gw.settings.sign_out.cross_site, f.method.as_str()) {
+                (CrossSiteSignOut::Confirm, "GET" | "HEAD") => {
+                    Verdict::Reply(endpoints::sign_out::confirm_page(&paths.logout)).into()
+                }
+                _ => Verdict::Fail(Failure::new(FailureKind::Forbidden, "cross_site_sign_out")).into(),
+            };
+        }
         let check = f.session_cookie.as_deref().map(|v| gw.sessions.check(v, now));
         return Verdict::Async(Work::SignOut(check)).into();
     }
@@ -200,6 +234,13 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
             )
         };
     }
+    // Under our own prefix, what we do not serve is not the app's either.
+    if paths.own_prefix.as_deref().is_some_and(|p| bare.starts_with(p)) {
+        return Verdict::Fail(Failure::new(FailureKind::NotFound, "not_found")).into();
+    }
+    if f.hidden_separators {
+        return Verdict::Fail(Failure::new(FailureKind::BadRequest, "encoded_path")).into();
+    }
 
     let pass = &gw.settings.pass_through;
     if f.route.disabled || (!pass.is_empty() && pass.matches(&f.method, &path::normalize(bare))) {
@@ -215,7 +256,7 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
                         ticket,
                         cached: true,
                         route: f.route.clone(),
-                        next: next_step(f, true),
+                        next: next_step(gw, f, true),
                     };
                     return Decision::counting(Verdict::Async(work), Metric::CacheHit);
                 }
@@ -231,7 +272,7 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
                     ticket,
                     cached: false,
                     route: f.route.clone(),
-                    next: next_step(f, true),
+                    next: next_step(gw, f, true),
                 };
                 return Decision::counting(Verdict::Async(work), Metric::CacheMiss);
             }
@@ -246,17 +287,20 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
             return bearer_sync(gw, token, &f.route);
         }
     }
-    unauthenticated(gw, next_step(f, bad_cookie), now)
+    unauthenticated(gw, next_step(gw, f, bad_cookie), now)
 }
 
-fn next_step(f: &Facts, clear_cookie: bool) -> Unauthenticated {
+fn next_step(gw: &Gateway, f: &Facts, clear_cookie: bool) -> Unauthenticated {
     if f.api {
-        Unauthenticated::Api
-    } else {
-        Unauthenticated::Browser {
-            target: path::same_origin_target(&f.path),
-            clear_cookie,
-        }
+        return Unauthenticated::Api;
+    }
+    // The reply adds one flow: drop the oldest so at most `max_login_flows` remain.
+    let keep = gw.settings.cookie.max_login_flows.saturating_sub(1);
+    let excess = f.flow_cookies.len().saturating_sub(keep);
+    Unauthenticated::Browser {
+        target: path::same_origin_target(&f.path),
+        clear_cookie,
+        stale_flows: f.flow_cookies[..excess].to_vec(),
     }
 }
 
@@ -276,6 +320,9 @@ pub fn for_session(gw: &Gateway, session: &Session, route: &RouteSettings) -> Ve
 /// A valid bearer token meets the route's rules: admit it.
 pub fn for_bearer(gw: &Gateway, token: &Verified<AccessTokenClaims>, route: &RouteSettings) -> Decision {
     let selected = claims::select(&gw.settings, &[&token.payload]);
+    if let Some(name) = claims::unusable(&selected) {
+        return invalid_bearer(format!("claim {name:?} has control characters"));
+    }
     let verdict = if route_allows(gw, &selected, route) {
         Verdict::Admit(Admission {
             headers: identity::for_bearer(&gw.settings, &token.claims.sub, &selected),
@@ -298,7 +345,7 @@ fn bearer_sync(gw: &Gateway, token: &str, route: &RouteSettings) -> Decision {
         .into();
     };
     let s = &gw.settings;
-    match tokens::verify_access_token(&provider, token, &s.provider.issuer, &s.bearer.audiences) {
+    match tokens::Verifier::new(&provider, &s.provider).access_token(token, &s.bearer) {
         Ok(verified) => for_bearer(gw, &verified, route),
         Err(TokenError::Invalid(why)) => invalid_bearer(why),
         Err(TokenError::UnknownKey) => Verdict::Async(Work::Bearer {
@@ -322,9 +369,14 @@ pub fn invalid_bearer(why: String) -> Decision {
 pub fn unauthenticated(gw: &Gateway, next: Unauthenticated, now: u64) -> Decision {
     match (next, gw.provider.current()) {
         (Unauthenticated::Api, _) => Verdict::Fail(Failure::new(FailureKind::Unauthorized, "no_credentials")).into(),
-        (Unauthenticated::Browser { target, clear_cookie }, Some(p)) => {
-            login_redirect(gw, &p, target, clear_cookie, now)
-        }
+        (
+            Unauthenticated::Browser {
+                target,
+                clear_cookie,
+                stale_flows,
+            },
+            Some(p),
+        ) => login_redirect(gw, &p, target, clear_cookie, &stale_flows, now),
         (next, None) => Verdict::Async(Work::Login(next)).into(),
     }
 }
@@ -335,6 +387,7 @@ pub fn login_redirect(
     provider: &crate::oidc::provider::Provider,
     target: String,
     clear_cookie: bool,
+    stale_flows: &[String],
     now: u64,
 ) -> Decision {
     let redirect = match login::start(gw, provider, target, now) {
@@ -349,6 +402,9 @@ pub fn login_redirect(
     ];
     if clear_cookie {
         headers.push(("set-cookie".into(), c.expire(&c.name).into_bytes()));
+    }
+    for name in stale_flows {
+        headers.push(("set-cookie".into(), c.expire(name).into_bytes()));
     }
     Decision::counting(
         Verdict::Reply(LocalReply {

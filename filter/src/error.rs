@@ -1,7 +1,7 @@
 //! The filter's typed errors, each mapped once to a [`FailureKind`] (the status comes
 //! from the kind, in `failure.rs`) and to a stable reason label.
 
-use session_store::{SessionError, StoreError};
+use session_store::{RecordError, SessionError, StoreError};
 
 use crate::failure::{Failure, FailureKind};
 
@@ -64,7 +64,8 @@ impl From<SessionError> for Failure {
                 (FailureKind::Internal, "store_internal")
             }
             SessionError::Store(_) => (FailureKind::StoreUnavailable, "store_unavailable"),
-            // Too large to encrypt (thousands of groups): the IdP's data, our limit.
+            // Too large to keep (thousands of groups): the user is told why, not a 500.
+            SessionError::Record(RecordError::TooLarge(_)) => (FailureKind::Forbidden, "session_too_large"),
             SessionError::Record(_) => (FailureKind::Internal, "session_record"),
             SessionError::Seal(_) | SessionError::Random(_) => (FailureKind::Internal, "session_seal"),
         };
@@ -108,6 +109,12 @@ pub enum CallbackError {
     /// Authenticated, but not allowed by the rules.
     #[error("user not allowed")]
     Forbidden,
+    /// A claim the filter would pass on is unusable (control characters, empty `sub`).
+    #[error("claim {0:?} has control characters or is empty")]
+    ClaimsInvalid(String),
+    /// The user's identity headers would be larger than the configured bound.
+    #[error("identity headers would take {0} bytes, over the limit of {1}")]
+    TooLarge(usize, usize),
     /// The IdP could not be reached.
     #[error(transparent)]
     Idp(#[from] IdpError),
@@ -138,6 +145,8 @@ impl From<CallbackError> for Failure {
             CallbackError::IdTokenInvalid(_) => (FailureKind::BadRequest, "id_token_invalid"),
             CallbackError::UserInfo(_) => (FailureKind::IdpUnavailable, "userinfo"),
             CallbackError::Forbidden => (FailureKind::Forbidden, "forbidden"),
+            CallbackError::ClaimsInvalid(_) => (FailureKind::IdpUnavailable, "claims_invalid"),
+            CallbackError::TooLarge(..) => (FailureKind::Forbidden, "session_too_large"),
         };
         Failure::because(kind, reason, e)
     }

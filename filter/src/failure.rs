@@ -122,6 +122,13 @@ impl Failure {
             (FailureKind::BadRequest, "unknown_state" | "state_mismatch" | "missing_parameters") => {
                 "This sign-in attempt has expired or was already used."
             }
+            (_, "session_too_large") => {
+                "Your account carries more data (groups, claims) than a session here can hold. \
+                 Ask an administrator to reduce it."
+            }
+            (_, "claims_invalid") => "The sign-in service sent an account name this gateway cannot use.",
+            (_, "encoded_path") => "The address contains encoded slashes or dots, which are not allowed here.",
+            (_, "cross_site_sign_out") => "Sign-out was requested from another site and was not done.",
             (FailureKind::BadRequest, _) => "The request could not be understood.",
             (FailureKind::Unauthorized, _) => "Sign in first, or send a valid access token.",
             (FailureKind::Forbidden, _) => "You are signed in, but your account is not allowed here.",

@@ -12,7 +12,7 @@ use crate::decide::{self, Admission, Decision, Facts, Verdict};
 use crate::endpoints::backchannel;
 use crate::failure::{Failure, FailureKind, ReplyFormat};
 use crate::gateway::Gateway;
-use crate::http::{cookies, is_api};
+use crate::http::{bearer_token, cookies, from_other_site, is_api, is_identity_header, path};
 use crate::work;
 
 /// How a stream's error replies are written: decided once from its request.
@@ -28,6 +28,8 @@ pub struct OidcFilter {
     task: Option<Pending<Decision>>,
     replying: Option<Replying>,
     awaiting_logout_body: bool,
+    /// The back-channel request's `content-type`, checked with its body.
+    logout_content_type: Option<Vec<u8>>,
 }
 
 impl OidcFilter {
@@ -38,6 +40,7 @@ impl OidcFilter {
             task: None,
             replying: None,
             awaiting_logout_body: false,
+            logout_content_type: None,
         }
     }
 
@@ -48,10 +51,16 @@ impl OidcFilter {
         let method = String::from_utf8_lossy(s.header(HeaderKind::Request, ":method").unwrap_or(b"GET")).into_owned();
         let accept = s.header(HeaderKind::Request, "accept");
         let cookie_lines = s.header_values(HeaderKind::Request, "cookie");
-        // One pass over the cookie lines: our session cookie, and what the upstream keeps.
-        let (session_cookie, upstream_cookie) = match cookies::split_ours(&cookie_lines, &settings.cookie) {
-            Some(split) => (split.session.map(str::to_owned), Some(split.rest)),
-            None => (None, None),
+        // One pass over the cookie lines: our session cookie, login flows, and what the
+        // upstream keeps.
+        let (session_cookie, flow_cookies, upstream_cookie) = match cookies::split_ours(&cookie_lines, &settings.cookie)
+        {
+            Some(split) => (
+                split.session.map(str::to_owned),
+                split.flows.into_iter().map(str::to_owned).collect(),
+                Some(split.rest),
+            ),
+            None => (None, Vec::new(), None),
         };
         let bare = path.split('?').next().unwrap_or("/");
         // Only the callback reads the flow cookie: copy the lines for it alone.
@@ -66,20 +75,36 @@ impl OidcFilter {
             accept,
             s.header(HeaderKind::Request, "x-requested-with"),
         );
+        let route = s.route_config().and_then(|r| r.downcast_ref::<RouteSettings>());
+        // Rules are in force when the route has its own or pass-through rules exist.
+        let hidden_separators = (route.is_some() || !settings.pass_through.is_empty()) && path::hides_separators(&path);
+        let other_site = bare == settings.paths.logout
+            && from_other_site(
+                s.header(HeaderKind::Request, "sec-fetch-site"),
+                s.header(HeaderKind::Request, "origin"),
+                &self.gw.origin,
+            );
         let is_backchannel = bare == settings.paths.backchannel;
         Facts {
-            route: s
-                .route_config()
-                .and_then(|r| r.downcast_ref::<RouteSettings>())
-                .cloned()
-                .unwrap_or_default(),
+            route: route.cloned().unwrap_or_default(),
             session_cookie,
+            flow_cookies,
             upstream_cookie,
             cookie_header,
             // Read before the identity headers are stripped: with `headers.access_token`
             // the client's `authorization` is one of them.
-            bearer: bearer_token(s),
+            bearer: s
+                .header(HeaderKind::Request, "authorization")
+                .and_then(bearer_token)
+                .map(str::to_owned),
             api,
+            hidden_separators,
+            other_site,
+            content_type: if is_backchannel {
+                s.header(HeaderKind::Request, "content-type").map(<[u8]>::to_vec)
+            } else {
+                None
+            },
             format: if is_backchannel {
                 ReplyFormat::Json
             } else {
@@ -92,23 +117,24 @@ impl OidcFilter {
     }
 
     /// Upstream hygiene for every request that may go upstream: no identity header from
-    /// the client (any case), none of our cookies.
-    fn scrub(&self, s: &mut dyn HttpStream, upstream_cookie: Option<Option<String>>, keep_authorization: bool) {
-        let settings = &self.gw.settings;
-        let present: Vec<&str> = {
-            let headers = s.headers(HeaderKind::Request);
-            settings
-                .headers
-                .all()
-                .filter(|h| !(keep_authorization && *h == "authorization"))
-                .filter(|h| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(h.as_bytes())))
-                .collect()
-        };
-        for h in present {
-            s.remove_header(HeaderKind::Request, h);
+    /// the client (any case, `_` for `-`, the configured families), the client's own
+    /// `authorization` only where it is the checked credential or allowed, none of our
+    /// cookies.
+    fn scrub(&self, s: &mut dyn HttpStream, upstream_cookie: Option<Option<Vec<u8>>>, strip_authorization: bool) {
+        let h = &self.gw.settings.headers;
+        let present: Vec<String> = s
+            .headers(HeaderKind::Request)
+            .iter()
+            .filter(|(k, _)| {
+                is_identity_header(k, h) || (strip_authorization && k.eq_ignore_ascii_case(b"authorization"))
+            })
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        for name in present {
+            s.remove_header(HeaderKind::Request, &name);
         }
         match upstream_cookie {
-            Some(Some(rest)) => s.set_header(HeaderKind::Request, "cookie", rest.as_bytes()),
+            Some(Some(rest)) => s.set_header(HeaderKind::Request, "cookie", &rest),
             Some(None) => s.remove_header(HeaderKind::Request, "cookie"),
             None => {}
         }
@@ -126,14 +152,15 @@ impl OidcFilter {
         } else {
             facts.retry_url()
         };
+        self.logout_content_type = facts.content_type.clone();
         self.replying = Some(Replying {
             format: facts.format,
             retry_url,
             trace: facts.trace.clone(),
         });
         if matches!(decision.verdict, Verdict::Pass | Verdict::Admit(_) | Verdict::Async(_)) {
-            let keep_authorization = decision.verdict.keeps_authorization();
-            self.scrub(s, facts.upstream_cookie, keep_authorization);
+            let strip_authorization = decision.verdict.strips_authorization(&self.gw.settings.headers);
+            self.scrub(s, facts.upstream_cookie, strip_authorization);
         }
         self.apply(s, decision, false)
     }
@@ -234,13 +261,6 @@ impl OidcFilter {
     }
 }
 
-fn bearer_token(s: &dyn HttpStream) -> Option<String> {
-    let v = s.header(HeaderKind::Request, "authorization")?;
-    let v = std::str::from_utf8(v).ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
-}
-
 impl HttpFilter for OidcFilter {
     fn on_request_headers(&mut self, s: &mut dyn HttpStream, end_of_stream: bool) -> HeadersStatus {
         let status = self.request_headers(s);
@@ -267,7 +287,11 @@ impl HttpFilter for OidcFilter {
         }
         self.awaiting_logout_body = false;
         let gw = self.gw.clone();
-        self.spawn(s, async move { backchannel::run(&gw, &body).await });
+        let content_type = self.logout_content_type.take();
+        self.spawn(
+            s,
+            async move { backchannel::run(&gw, &body, content_type.as_deref()).await },
+        );
         BodyStatus::StopIterationAndBuffer
     }
 

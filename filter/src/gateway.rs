@@ -29,6 +29,9 @@ pub struct Gateway {
     pub refresher: Refresher,
     /// Now.
     pub clock: Arc<dyn Clock>,
+    /// This app's origin (`scheme://host[:port]` of the redirect URI), for same-origin
+    /// checks.
+    pub origin: String,
     /// Every background task of this config: stopped when the config goes.
     background: Vec<tokio::task::AbortHandle>,
 }
@@ -91,7 +94,9 @@ impl Gateway {
             max_in_flight: settings.max_in_flight,
             deadline: settings.timeouts.request,
         });
+        let origin = settings.provider.redirect_uri.origin().ascii_serialization();
         Ok(Arc::new(Self {
+            origin,
             settings,
             provider,
             sessions,

@@ -71,13 +71,16 @@ async fn session(
     let mut decision = match session {
         Some(session) => decide::for_session(gw, &session, &route).into(),
         None => match next {
-            Unauthenticated::Browser { target, .. } => {
+            Unauthenticated::Browser {
+                target, stale_flows, ..
+            } => {
                 // The cookie named a session that is gone: drop it with the redirect.
                 login(
                     gw,
                     Unauthenticated::Browser {
                         target,
                         clear_cookie: true,
+                        stale_flows,
                     },
                 )
                 .await
@@ -98,7 +101,7 @@ async fn bearer(gw: &Gateway, token: String, route: crate::config::RouteSettings
         Some(p) => Some(p),
         None => gw.provider.wait(s.timeouts.startup_wait).await.ok(),
     };
-    match provider.map(|p| tokens::verify_access_token(&p, &token, &s.provider.issuer, &s.bearer.audiences)) {
+    match provider.map(|p| tokens::Verifier::new(&p, &s.provider).access_token(&token, &s.bearer)) {
         Some(Ok(verified)) => decide::for_bearer(gw, &verified, &route),
         Some(Err(e @ (TokenError::Invalid(_) | TokenError::UnknownKey))) => decide::invalid_bearer(e.to_string()),
         None => Verdict::Fail(Failure::from(crate::error::IdpError::NotReady)).into(),
@@ -106,11 +109,16 @@ async fn bearer(gw: &Gateway, token: String, route: crate::config::RouteSettings
 }
 
 async fn login(gw: &Gateway, next: Unauthenticated) -> Decision {
-    let Unauthenticated::Browser { target, clear_cookie } = next else {
+    let Unauthenticated::Browser {
+        target,
+        clear_cookie,
+        stale_flows,
+    } = next
+    else {
         return decide::unauthenticated(gw, next, gw.clock.now());
     };
     match gw.provider.wait(gw.settings.timeouts.startup_wait).await {
-        Ok(p) => decide::login_redirect(gw, &p, target, clear_cookie, gw.clock.now()),
+        Ok(p) => decide::login_redirect(gw, &p, target, clear_cookie, &stale_flows, gw.clock.now()),
         Err(e) => Verdict::Fail(Failure::from(e)).into(),
     }
 }

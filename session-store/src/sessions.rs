@@ -181,6 +181,13 @@ impl Sessions {
             .await
     }
 
+    /// Records a one-time id (a logout token's `jti`) for `ttl`: true the first time it is
+    /// seen by any instance sharing the store. The store sees only a keyed hash of it.
+    pub async fn first_sighting(&self, kind: &str, id: &str, ttl: Duration) -> Result<bool, SessionError> {
+        let key = StoreKey(self.sealer.ring().primary().mac(kind.as_bytes(), id.as_bytes()));
+        Ok(self.store.first_sighting(&key, ttl).await?)
+    }
+
     /// Ends every session of a subject.
     pub async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<usize, SessionError> {
         self.delete_indexed(IndexKey::subject_all(self.sealer.ring(), issuer, subject))

@@ -3,6 +3,7 @@
 //! as written, `parse` validates them section by section, `types` is what the filter
 //! uses. Every error names the field it is about; secrets are read here, once.
 
+mod fields;
 mod parse;
 mod raw;
 mod secret;
@@ -10,11 +11,11 @@ mod secret;
 mod tests;
 mod types;
 
-pub use secret::SecretSource;
+pub use secret::{ClientSecret, SecretSource};
 pub use types::{
-    AccessLogUser, ApiMatcher, AuthzRules, BearerSettings, CookieSettings, EndSessionMethod, ErrorPages,
-    HeaderSettings, PassThrough, Paths, ProviderSettings, RefreshSettings, RouteSettings, Rule, SameSite,
-    SessionSettings, Settings, StoreSettings, Templates, Timeouts,
+    AccessLogUser, ApiMatcher, AuthzRules, BearerSettings, ClientAuthorization, CookieSettings, CrossSiteSignOut,
+    EndSessionMethod, ErrorPages, HeaderSettings, PassThrough, Paths, ProviderSettings, RefreshSettings, RouteSettings,
+    Rule, SameSite, SessionSettings, Settings, SignOutSettings, StoreSettings, Templates, Timeouts,
 };
 
 /// A config error: which field, and what is wrong with it.

@@ -1,7 +1,6 @@
 //! From the raw shapes to the settings: one `TryFrom` per section, each error naming its
 //! field; secrets and files are read here, once, at load.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,13 +9,12 @@ use session_store::{KeyRing, Lifetimes};
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::raw::{
-    Raw, RawApi, RawAuthz, RawCookie, RawErrorPages, RawHeaders, RawRule, RawSession, RawStore, RawTemplate,
-};
+use super::fields::{abs_path, authorize_params, read_file};
+use super::raw::{Raw, RawApi, RawAuthz, RawCookie, RawRule, RawSession, RawStore};
 use super::types::{
     ApiMatcher, AuthzRules, BearerSettings, CookieSettings, ErrorPages, HeaderSettings, PassThrough, Paths,
-    ProviderSettings, RefreshSettings, RouteSettings, Rule, SameSite, SessionSettings, Settings, StoreSettings,
-    Templates, Timeouts,
+    ProviderSettings, RefreshSettings, RouteSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings,
+    StoreSettings, Timeouts,
 };
 use super::{err, ConfigError};
 
@@ -32,9 +30,12 @@ impl Settings {
         if raw.max_in_flight == 0 {
             return Err(err("max_in_flight", "must be positive"));
         }
+        let logout = abs_path("logout.path", &raw.logout.path)?;
+        let folder = &logout[..logout.rfind('/').map_or(1, |i| i + 1)];
         let paths = Paths {
             callback: provider.redirect_uri.path().to_owned(),
-            logout: abs_path("logout.path", &raw.logout.path)?,
+            own_prefix: (folder != "/").then(|| folder.to_owned()),
+            logout,
             signed_out: abs_path("logout.signed_out_path", &raw.logout.signed_out_path)?,
             backchannel: abs_path("logout.backchannel_path", &raw.logout.backchannel_path)?,
         };
@@ -54,6 +55,17 @@ impl Settings {
             } else {
                 raw.bearer.audiences
             },
+            authorized_parties: raw.bearer.authorized_parties,
+            require_at_jwt: raw.bearer.require_at_jwt,
+        };
+        if raw.logout.backchannel_max_age_secs == 0 {
+            return Err(err("logout.backchannel_max_age_secs", "must be positive"));
+        }
+        let sign_out = SignOutSettings {
+            post_logout_redirect_uri,
+            end_session_method: raw.logout.end_session_method,
+            backchannel_max_age: Duration::from_secs(raw.logout.backchannel_max_age_secs),
+            cross_site: raw.logout.cross_site,
         };
         Ok(Settings {
             provider: Arc::new(provider),
@@ -64,8 +76,7 @@ impl Settings {
             api: ApiMatcher::from(raw.api),
             headers: HeaderSettings::try_from(raw.headers)?,
             authz: AuthzRules::from(raw.authorization),
-            post_logout_redirect_uri,
-            end_session_method: raw.logout.end_session_method,
+            sign_out,
             bearer,
             timeouts: Timeouts {
                 store: Duration::from_millis(t.store_ms),
@@ -102,13 +113,14 @@ fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
     Ok(ProviderSettings {
         issuer: raw.issuer.clone(),
         client_id: raw.client_id.clone(),
-        client_secret: raw.client_secret.load().map_err(|e| err("client_secret", e))?,
+        client_secret: raw.client_secret.load().map_err(|e| err("client_secret", e))?.into(),
         redirect_uri,
         scopes,
         extra_authorize_params: authorize_params(raw.extra_authorize_params.clone())?,
         refresh_interval: Duration::from_secs(raw.provider.refresh_interval_secs.max(10)),
         jwks_min_refresh: Duration::from_secs(raw.provider.jwks_min_refresh_secs),
         timeout: Duration::from_millis(raw.timeouts.idp_ms),
+        clock_skew: Duration::from_secs(raw.provider.clock_skew_secs),
     })
 }
 
@@ -126,6 +138,9 @@ impl TryFrom<RawCookie> for CookieSettings {
         if (c.name.starts_with("__Host-") || c.name.starts_with("__Secure-")) && !c.secure {
             return Err(err("cookie.secure", "a __Host- or __Secure- cookie must be Secure"));
         }
+        if c.max_login_flows == 0 {
+            return Err(err("cookie.max_login_flows", "must be at least 1"));
+        }
         if c.same_site == SameSite::None && !c.secure {
             return Err(err("cookie.same_site", "SameSite=None requires Secure"));
         }
@@ -139,6 +154,7 @@ impl TryFrom<RawCookie> for CookieSettings {
             name: c.name,
             secure: c.secure,
             same_site: c.same_site,
+            max_login_flows: c.max_login_flows,
         })
     }
 }
@@ -278,25 +294,6 @@ impl From<RawApi> for ApiMatcher {
     }
 }
 
-impl TryFrom<RawHeaders> for HeaderSettings {
-    type Error = ConfigError;
-
-    fn try_from(h: RawHeaders) -> Result<Self, ConfigError> {
-        let mut claims = Vec::with_capacity(h.claims.len());
-        for (claim, header) in h.claims {
-            claims.push((claim.clone(), header_name(&format!("headers.claims.{claim}"), &header)?));
-        }
-        Ok(HeaderSettings {
-            user: header_name("headers.user", &h.user)?,
-            email: header_name("headers.email", &h.email)?,
-            groups: header_name("headers.groups", &h.groups)?,
-            preferred_username: header_name("headers.preferred_username", &h.preferred_username)?,
-            claims,
-            access_token: h.access_token,
-        })
-    }
-}
-
 impl From<RawAuthz> for AuthzRules {
     fn from(a: RawAuthz) -> Self {
         AuthzRules {
@@ -312,89 +309,9 @@ impl From<RawAuthz> for AuthzRules {
     }
 }
 
-impl TryFrom<RawErrorPages> for ErrorPages {
-    type Error = ConfigError;
-
-    fn try_from(p: RawErrorPages) -> Result<Self, ConfigError> {
-        let defaults = ErrorPages::default();
-        Ok(ErrorPages {
-            html: template("error_pages.html", p.html)?.unwrap_or(defaults.html),
-            json: template("error_pages.json", p.json)?.unwrap_or(defaults.json),
-        })
-    }
-}
-
-fn template(field: &str, raw: Option<RawTemplate>) -> Result<Option<Templates>, ConfigError> {
-    let text = match raw {
-        None => return Ok(None),
-        Some(RawTemplate::Inline(t)) => t,
-        Some(RawTemplate::File(p)) => {
-            std::fs::read_to_string(&p).map_err(|e| err(field, format!("cannot read {p:?}: {e}")))?
-        }
-    };
-    // A user who reports a problem needs the id that finds its log line.
-    if !text.contains("{{trace_id}}") {
-        return Err(err(field, "must contain {{trace_id}}"));
-    }
-    Ok(Some(Templates(text)))
-}
-
 impl RouteSettings {
     /// Parses the per-route JSON.
     pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
         serde_json::from_slice(json).map_err(|e| err("per_route", e.to_string()))
     }
-}
-
-fn header_name(field: &str, v: &str) -> Result<String, ConfigError> {
-    let ok = !v.is_empty()
-        && v.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(v.to_owned())
-    } else {
-        Err(err(field, format!("{v:?} is not a lower-case header name")))
-    }
-}
-
-/// Parameters the filter sets itself; letting config override them would undo PKCE,
-/// state or nonce.
-const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
-    "client_id",
-    "response_type",
-    "redirect_uri",
-    "scope",
-    "state",
-    "nonce",
-    "code_challenge",
-    "code_challenge_method",
-    "response_mode",
-    "request",
-    "request_uri",
-];
-
-fn authorize_params(raw: BTreeMap<String, String>) -> Result<Vec<(String, String)>, ConfigError> {
-    raw.into_iter()
-        .map(|(k, v)| {
-            let field = format!("extra_authorize_params.{k}");
-            if k.is_empty() || RESERVED_AUTHORIZE_PARAMS.contains(&k.as_str()) {
-                return Err(err(field, "is set by the filter itself (use `scopes` for scope)"));
-            }
-            Ok((k, v))
-        })
-        .collect()
-}
-
-fn abs_path(field: &str, v: &str) -> Result<String, ConfigError> {
-    if v.starts_with('/') && !v.starts_with("//") && !v.contains('?') {
-        Ok(v.to_owned())
-    } else {
-        Err(err(field, format!("{v:?} must be an absolute path without a query")))
-    }
-}
-
-fn read_file(field: &str, path: &Option<String>) -> Result<Option<Vec<u8>>, ConfigError> {
-    path.as_ref()
-        .map(|p| std::fs::read(p).map_err(|e| err(field, format!("cannot read {p:?}: {e}"))))
-        .transpose()
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::secret::SecretSource;
-use super::types::{AccessLogUser, EndSessionMethod, SameSite};
+use super::types::{AccessLogUser, ClientAuthorization, CrossSiteSignOut, EndSessionMethod, SameSite};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +76,7 @@ pub(super) struct RawCookie {
     pub(super) name: String,
     pub(super) secure: bool,
     pub(super) same_site: SameSite,
+    pub(super) max_login_flows: usize,
 }
 
 impl Default for RawCookie {
@@ -84,6 +85,7 @@ impl Default for RawCookie {
             name: "__Host-oidc_session".into(),
             secure: true,
             same_site: SameSite::Lax,
+            max_login_flows: 3,
         }
     }
 }
@@ -191,6 +193,28 @@ pub(super) struct RawHeaders {
     pub(super) preferred_username: String,
     pub(super) claims: BTreeMap<String, String>,
     pub(super) access_token: bool,
+    pub(super) strip_incoming: Vec<String>,
+    pub(super) client_authorization: ClientAuthorization,
+    pub(super) max_bytes: usize,
+}
+
+/// Identity headers other gateways and apps trust (oauth2-proxy, Apache, Envoy's own
+/// conventions): removed from every request, whatever this filter is set to emit.
+pub(super) fn default_strip_incoming() -> Vec<String> {
+    [
+        "x-auth-request-*",
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-forwarded-groups",
+        "x-forwarded-preferred-username",
+        "x-forwarded-access-token",
+        "x-remote-user",
+        "x-remote-group",
+        "remote-user",
+        "remote-groups",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 impl Default for RawHeaders {
@@ -202,6 +226,9 @@ impl Default for RawHeaders {
             preferred_username: "x-auth-request-preferred-username".into(),
             claims: BTreeMap::new(),
             access_token: false,
+            strip_incoming: default_strip_incoming(),
+            client_authorization: ClientAuthorization::Strip,
+            max_bytes: 16 * 1024,
         }
     }
 }
@@ -234,6 +261,8 @@ pub(super) struct RawLogout {
     pub(super) post_logout_redirect_uri: Option<String>,
     pub(super) backchannel_path: String,
     pub(super) end_session_method: EndSessionMethod,
+    pub(super) backchannel_max_age_secs: u64,
+    pub(super) cross_site: CrossSiteSignOut,
 }
 
 impl Default for RawLogout {
@@ -244,6 +273,8 @@ impl Default for RawLogout {
             post_logout_redirect_uri: None,
             backchannel_path: "/oauth2/backchannel_logout".into(),
             end_session_method: EndSessionMethod::Post,
+            backchannel_max_age_secs: 120,
+            cross_site: CrossSiteSignOut::Confirm,
         }
     }
 }
@@ -253,6 +284,8 @@ impl Default for RawLogout {
 pub(super) struct RawBearer {
     pub(super) enabled: bool,
     pub(super) audiences: Vec<String>,
+    pub(super) authorized_parties: Vec<String>,
+    pub(super) require_at_jwt: bool,
 }
 
 #[derive(Deserialize)]
@@ -296,6 +329,7 @@ impl Default for RawRefresh {
 pub(super) struct RawProvider {
     pub(super) refresh_interval_secs: u64,
     pub(super) jwks_min_refresh_secs: u64,
+    pub(super) clock_skew_secs: u64,
 }
 
 impl Default for RawProvider {
@@ -303,6 +337,7 @@ impl Default for RawProvider {
         Self {
             refresh_interval_secs: 600,
             jwks_min_refresh_secs: 30,
+            clock_skew_secs: 30,
         }
     }
 }

@@ -25,13 +25,36 @@ impl std::fmt::Debug for SecretSource {
     }
 }
 
+/// The OAuth client secret: zeroized on drop, `Debug` redacted, no `Display`.
+pub struct ClientSecret(Zeroizing<String>);
+
+impl ClientSecret {
+    /// The secret itself; never log it.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret([redacted])")
+    }
+}
+
+impl From<Zeroizing<String>> for ClientSecret {
+    fn from(v: Zeroizing<String>) -> Self {
+        Self(v)
+    }
+}
+
 impl SecretSource {
     /// Reads the secret; the error says where it looked, never the value.
     pub fn load(&self) -> Result<Zeroizing<String>, String> {
         let value = match self {
             SecretSource::Inline(v) => v.clone(),
             SecretSource::File(path) => {
-                std::fs::read_to_string(path).map_err(|e| format!("cannot read secret file {path:?}: {e}"))?
+                let bytes = super::fields::read_bounded(path).map_err(|e| format!("secret file: {e}"))?;
+                String::from_utf8(bytes).map_err(|_| format!("secret file {path:?} is not UTF-8"))?
             }
             SecretSource::Env(var) => {
                 std::env::var(var).map_err(|_| format!("environment variable {var:?} is not set"))?

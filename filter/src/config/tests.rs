@@ -26,6 +26,36 @@ fn minimal_config_gets_secure_defaults() {
     assert_eq!(s.paths.callback, "/oauth2/callback");
     assert_eq!(s.provider.scopes[0], "openid");
     assert!(s.pass_through.is_empty());
+    assert_eq!(s.cookie.max_login_flows, 3);
+    assert_eq!(s.paths.own_prefix.as_deref(), Some("/oauth2/"));
+    assert_eq!(s.headers.client_authorization, ClientAuthorization::Strip);
+    assert!(s.headers.strip_incoming.iter().any(|h| h == "x-forwarded-user"));
+    assert_eq!(s.sign_out.cross_site, CrossSiteSignOut::Confirm);
+}
+
+#[test]
+fn the_client_secret_never_prints() {
+    let mut v = base();
+    v["client_secret"] = serde_json::json!({"inline": "hunter2-very-secret"});
+    let s = parse(v).expect("valid");
+    assert_eq!(format!("{:?}", s.provider.client_secret), "ClientSecret([redacted])");
+    assert_eq!(s.provider.client_secret.secret(), "hunter2-very-secret");
+}
+
+#[test]
+fn files_are_read_with_a_bound() {
+    let mut v = base();
+    v["client_secret"] = serde_json::json!({"file": "/dev/zero"});
+    let e = parse(v).err().expect("refused");
+    assert_eq!(e.field, "client_secret");
+    assert!(e.reason.contains("larger than"), "{}", e.reason);
+}
+
+#[test]
+fn the_own_prefix_follows_the_sign_out_path() {
+    let mut v = base();
+    v["logout"] = serde_json::json!({"path": "/logout"});
+    assert_eq!(parse(v).expect("valid").paths.own_prefix, None, "never the whole site");
 }
 
 fn field_of(v: serde_json::Value) -> String {

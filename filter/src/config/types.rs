@@ -7,7 +7,6 @@ use regex::Regex;
 use serde::Deserialize;
 use session_store::{KeyRing, Lifetimes};
 use url::Url;
-use zeroize::Zeroizing;
 
 /// Where the signed-in user is recorded for access logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -57,6 +56,42 @@ pub enum EndSessionMethod {
     Get,
 }
 
+/// A client's own `Authorization` header on a request admitted by its session cookie.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthorization {
+    /// Removed (default): nothing unchecked that looks like a credential reaches the app.
+    #[default]
+    Strip,
+    /// Passed on as sent (the app has its own scheme, e.g. Basic for a second factor).
+    Keep,
+}
+
+/// What a sign-out request from another site (`Sec-Fetch-Site` other than
+/// `same-origin`/`none`, or a foreign `Origin`) gets: it could be a forged link.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrossSiteSignOut {
+    /// A page asking the user to confirm (a same-origin POST) (default).
+    #[default]
+    Confirm,
+    /// 403.
+    Refuse,
+}
+
+/// Signing out: where users land, and the back channel's freshness bound.
+#[derive(Debug, Clone)]
+pub struct SignOutSettings {
+    /// Where to land after logout.
+    pub post_logout_redirect_uri: Option<Url>,
+    /// How to reach the IdP's end-session endpoint.
+    pub end_session_method: EndSessionMethod,
+    /// Oldest logout token accepted (its `iat`), and how long its `jti` is remembered.
+    pub backchannel_max_age: Duration,
+    /// Sign-out requests from other sites.
+    pub cross_site: CrossSiteSignOut,
+}
+
 /// Everything about the identity provider and this client.
 pub struct ProviderSettings {
     /// Issuer identifier, compared exactly (no normalisation).
@@ -64,7 +99,7 @@ pub struct ProviderSettings {
     /// OAuth client id.
     pub client_id: String,
     /// OAuth client secret.
-    pub client_secret: Zeroizing<String>,
+    pub client_secret: super::ClientSecret,
     /// The exact redirect URI registered at the IdP.
     pub redirect_uri: Url,
     /// Scopes requested (always including `openid`).
@@ -77,6 +112,8 @@ pub struct ProviderSettings {
     pub jwks_min_refresh: Duration,
     /// Timeout of each call to the IdP.
     pub timeout: Duration,
+    /// Clock difference tolerated with the IdP on `exp`, `nbf` and `iat`.
+    pub clock_skew: Duration,
 }
 
 /// The filter's own endpoints (exact paths).
@@ -90,6 +127,9 @@ pub struct Paths {
     pub signed_out: String,
     /// Back-channel logout (POST from the IdP).
     pub backchannel: String,
+    /// The folder of the sign-out path (`/oauth2/`), where every other path is answered
+    /// 404 by the filter; `None` when that folder is `/`.
+    pub own_prefix: Option<String>,
 }
 
 /// Cookie attributes.
@@ -103,6 +143,8 @@ pub struct CookieSettings {
     pub secure: bool,
     /// `SameSite` attribute.
     pub same_site: SameSite,
+    /// Most unfinished logins (flow cookies) a browser keeps; older ones are dropped.
+    pub max_login_flows: usize,
 }
 
 /// Where sessions are kept.
@@ -175,15 +217,22 @@ pub struct HeaderSettings {
     pub claims: Vec<(String, String)>,
     /// Also send `authorization: Bearer <access token>`.
     pub access_token: bool,
+    /// More trusted-identity headers removed from every request (names, or prefixes
+    /// ending in `*`).
+    pub strip_incoming: Vec<String>,
+    /// The client's own `authorization` on a session-admitted request.
+    pub client_authorization: ClientAuthorization,
+    /// Most bytes of identity headers one user may produce (a session with thousands
+    /// of groups is refused at login with a page saying so).
+    pub max_bytes: usize,
 }
 
 impl HeaderSettings {
     /// Every header the filter may inject (all incoming copies are removed first).
-    pub fn all(&self) -> impl Iterator<Item = &str> {
+    pub fn emitted(&self) -> impl Iterator<Item = &str> {
         [self.user.as_str(), &self.email, &self.groups, &self.preferred_username]
             .into_iter()
             .chain(self.claims.iter().map(|(_, h)| h.as_str()))
-            .chain(self.access_token.then_some("authorization"))
     }
 }
 
@@ -207,6 +256,11 @@ pub struct BearerSettings {
     pub enabled: bool,
     /// Accepted `aud` values (default: the client id).
     pub audiences: Vec<String>,
+    /// Clients whose tokens are accepted (`azp`/`client_id`); empty: any, except that a
+    /// token for several audiences must name us.
+    pub authorized_parties: Vec<String>,
+    /// Only explicitly typed access tokens (`typ: at+jwt`, RFC 9068).
+    pub require_at_jwt: bool,
 }
 
 /// Time bounds.
@@ -247,10 +301,8 @@ pub struct Settings {
     pub headers: HeaderSettings,
     /// Authorization rules.
     pub authz: AuthzRules,
-    /// Where to land after logout.
-    pub post_logout_redirect_uri: Option<Url>,
-    /// How to reach the IdP's end-session endpoint.
-    pub end_session_method: EndSessionMethod,
+    /// Sign-out.
+    pub sign_out: SignOutSettings,
     /// Bearer tokens.
     pub bearer: BearerSettings,
     /// Time bounds.

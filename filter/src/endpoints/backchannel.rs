@@ -8,37 +8,61 @@ use crate::decide::{Decision, Verdict};
 use crate::failure::{Failure, FailureKind};
 use crate::gateway::Gateway;
 use crate::metrics::Metric;
-use crate::oidc::tokens::{self, TokenError};
+use crate::oidc::tokens::{TokenError, Verifier};
 
 /// Largest back-channel logout body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// Validates the form body's `logout_token` and ends the sessions it names.
-pub async fn run(gw: &Gateway, body: &[u8]) -> Decision {
+pub async fn run(gw: &Gateway, body: &[u8], content_type: Option<&[u8]>) -> Decision {
+    // §2.5: the token comes as a form post; anything else is not from the IdP.
+    let form = content_type
+        .and_then(|c| c.split(|b| *b == b';').next())
+        .is_some_and(|c| {
+            c.trim_ascii()
+                .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+        });
+    if !form {
+        return invalid("content type is not application/x-www-form-urlencoded");
+    }
     let Some(token) = form_urlencoded::parse(body)
         .find(|(k, _)| k == "logout_token")
         .map(|(_, v)| v.into_owned())
     else {
         return invalid("no logout_token");
     };
-    let s = &gw.settings.provider;
-    let provider = match gw.provider.wait(gw.settings.timeouts.startup_wait).await {
+    let s = &gw.settings;
+    let provider = match gw.provider.wait(s.timeouts.startup_wait).await {
         Ok(p) => p,
         Err(e) => return failed(Failure::from(e)),
     };
-    let mut check = tokens::verify_logout_token(&provider, &token, &s.issuer, &s.client_id);
+    let max_age = s.sign_out.backchannel_max_age;
+    let mut check = Verifier::new(&provider, &s.provider).logout_token(&token, max_age.as_secs());
     if check.as_ref().err() == Some(&TokenError::UnknownKey) {
         if let Some(fresh) = gw.provider.refresh_for_unknown_key().await {
-            check = tokens::verify_logout_token(&fresh, &token, &s.issuer, &s.client_id);
+            check = Verifier::new(&fresh, &s.provider).logout_token(&token, max_age.as_secs());
         }
     }
     let claims = match check {
         Ok(verified) => verified.claims,
         Err(e) => return invalid(&e.to_string()),
     };
+    // §2.6 step 7: a `jti` seen before (by any replica) is a replay. Remembered for as
+    // long as its `iat` would still be accepted.
+    let remember = max_age + s.provider.clock_skew * 2;
+    let issuer = &s.provider.issuer;
+    match gw
+        .sessions
+        .first_sighting("logout-jti", &format!("{issuer}\n{}", claims.jti), remember)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return invalid("logout token replayed (jti seen before)"),
+        Err(e) => return failed(Failure::from(e)),
+    }
     let ended = match (claims.sid.as_deref(), claims.sub.as_deref()) {
-        (Some(sid), _) => gw.sessions.delete_by_sid(&s.issuer, sid).await,
-        (None, Some(sub)) => gw.sessions.delete_by_subject(&s.issuer, sub).await,
+        (Some(sid), _) => gw.sessions.delete_by_sid(issuer, sid).await,
+        (None, Some(sub)) => gw.sessions.delete_by_subject(issuer, sub).await,
         (None, None) => return invalid("neither sid nor sub"),
     };
     match ended {

@@ -13,6 +13,7 @@ use crate::http::{cookies, path, query_param};
 use crate::metrics::Metric;
 use crate::oidc::code;
 use crate::oidc::login::{flow_cookie_name, FlowState};
+use session_store::OpenedTicket;
 
 /// A callback that passed the synchronous checks (`Debug` leaves the code out).
 pub struct CheckedCallback {
@@ -22,6 +23,8 @@ pub struct CheckedCallback {
     pub flow: FlowState,
     /// The flow cookie to clear.
     pub flow_cookie_name: String,
+    /// The session this browser had, ended once the new one exists.
+    pub replaces: Option<OpenedTicket>,
 }
 
 impl std::fmt::Debug for CheckedCallback {
@@ -69,6 +72,7 @@ pub fn check(gw: &Gateway, path: &str, cookie_lines: &[&[u8]], now: u64) -> Resu
         code,
         flow,
         flow_cookie_name: name,
+        replaces: None,
     })
 }
 
@@ -78,6 +82,12 @@ pub async fn complete(gw: &Gateway, cb: CheckedCallback) -> Decision {
     let clear_flow = c.expire(&cb.flow_cookie_name);
     match code::complete_login(gw, cb.code, &cb.flow).await {
         Ok(done) => {
+            if let Some(old) = &cb.replaces {
+                // Fixation and leftovers: the replaced session must not stay usable.
+                if let Err(e) = gw.sessions.delete(old).await {
+                    tracing::warn!(error = %e, "replaced session could not be ended (it expires by itself)");
+                }
+            }
             let max_age = gw.settings.session.lifetimes.absolute_secs;
             let reply = LocalReply {
                 status: 302,

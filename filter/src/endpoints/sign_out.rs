@@ -78,7 +78,12 @@ pub enum Page {
 
 /// The page that takes the user to the IdP's logout, or to the signed-out page.
 pub fn page(gw: &Gateway, provider: Option<&Provider>, id_token: Option<&str>) -> Page {
-    let post_logout = gw.settings.post_logout_redirect_uri.as_ref().map(|u| u.to_string());
+    let post_logout = gw
+        .settings
+        .sign_out
+        .post_logout_redirect_uri
+        .as_ref()
+        .map(|u| u.to_string());
     let Some(endpoint) = provider.and_then(|p| p.end_session_endpoint.as_ref()) else {
         return Page::Redirect(post_logout.unwrap_or_else(|| gw.settings.paths.signed_out.clone()));
     };
@@ -89,7 +94,7 @@ pub fn page(gw: &Gateway, provider: Option<&Provider>, id_token: Option<&str>) -
     if let Some(u) = post_logout {
         fields.push(("post_logout_redirect_uri", u));
     }
-    if gw.settings.end_session_method == EndSessionMethod::Get {
+    if gw.settings.sign_out.end_session_method == EndSessionMethod::Get {
         let mut url = endpoint.clone();
         url.query_pairs_mut().extend_pairs(&fields);
         return Page::Redirect(url.to_string());
@@ -110,25 +115,43 @@ pub fn page(gw: &Gateway, provider: Option<&Provider>, id_token: Option<&str>) -
     Page::EndSessionForm { html, csp }
 }
 
+const PAGE_HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}\
+h1{font-size:1.4rem}</style>";
+
 /// The "you have signed out" page: no login is started until the user asks for one.
 pub fn signed_out_page() -> LocalReply {
-    let body = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Signed out</title>\
-<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}\
-h1{font-size:1.4rem}</style></head><body><h1>You have signed out</h1>\
-<p><a href=\"/\">Sign in again</a></p></body></html>\n";
+    let body = format!(
+        "{PAGE_HEAD}<title>Signed out</title></head><body><h1>You have signed out</h1>\
+<p><a href=\"/\">Sign in again</a></p></body></html>\n"
+    );
+    page_reply(body, "oidc_signed_out", "")
+}
+
+/// A sign-out link followed from another site: nothing happens until the user confirms
+/// with a POST from this origin (a forged link cannot sign anyone out).
+pub fn confirm_page(logout_path: &str) -> LocalReply {
+    let body = format!(
+        "{PAGE_HEAD}<title>Sign out?</title></head><body><h1>Sign out?</h1>\
+<p>Another site asked to sign you out.</p><form method=\"post\" action=\"{}\">\
+<button type=\"submit\">Sign out</button></form><p><a href=\"/\">Stay signed in</a></p></body></html>\n",
+        html_escape(logout_path)
+    );
+    page_reply(body, "oidc_sign_out_confirm", " form-action 'self';")
+}
+
+fn page_reply(body: String, details: &str, csp_extra: &str) -> LocalReply {
+    let csp = format!("default-src 'none'; style-src 'unsafe-inline';{csp_extra} frame-ancestors 'none'");
     LocalReply {
         status: 200,
         headers: vec![
             ("content-type".into(), b"text/html; charset=utf-8".to_vec()),
             ("cache-control".into(), b"no-store".to_vec()),
-            (
-                "content-security-policy".into(),
-                b"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'".to_vec(),
-            ),
+            ("content-security-policy".into(), csp.into_bytes()),
         ],
-        body: body.as_bytes().to_vec(),
-        details: "oidc_signed_out".into(),
+        body: body.into_bytes(),
+        details: details.into(),
     }
 }
 

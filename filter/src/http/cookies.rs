@@ -5,54 +5,77 @@
 
 use crate::config::{CookieSettings, SameSite};
 
-/// Every `name=value` pair across all `cookie` header lines, in order.
-pub fn pairs<'a, 'l>(lines: &'l [&'a [u8]]) -> impl Iterator<Item = (&'a str, &'a str)> + 'l {
-    lines
-        .iter()
-        .filter_map(|l| std::str::from_utf8(l).ok())
-        .flat_map(|l| l.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .map(|(n, v)| (n.trim(), v.trim().trim_matches('"')))
+fn trim(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
 }
 
-/// The value of cookie `name`, if sent (the first one wins, as browsers order by path).
+/// Every `name=value` pair across all `cookie` header lines, in order, as bytes: a
+/// non-UTF-8 byte in one cookie (another app's, or an attacker's) must not hide the
+/// others on the same line.
+pub fn pairs<'a, 'l>(lines: &'l [&'a [u8]]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'l {
+    lines.iter().flat_map(|l| l.split(|b| *b == b';')).filter_map(|c| {
+        let c = trim(c);
+        let eq = c.iter().position(|b| *b == b'=')?;
+        let value = trim(&c[eq + 1..]);
+        let value = value
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(value);
+        Some((trim(&c[..eq]), value))
+    })
+}
+
+/// The value of cookie `name`, if sent as text (the first one wins, as browsers order
+/// by path).
 pub fn find<'a>(lines: &[&'a [u8]], name: &str) -> Option<&'a str> {
-    pairs(lines).find(|(n, _)| *n == name).map(|(_, v)| v)
+    pairs(lines)
+        .find(|(n, _)| *n == name.as_bytes())
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
 }
 
 /// Our cookies separated from the rest, in one pass over the header lines.
+#[derive(Debug)]
 pub struct Split<'a> {
-    /// The session cookie's value, if sent.
+    /// The session cookie's value, if sent (empty when it is not text: it then fails to
+    /// open like any other forged value).
     pub session: Option<&'a str>,
+    /// Names of the login-flow cookies sent, oldest first (browsers list cookies of the
+    /// same path in creation order, RFC 6265 §5.4).
+    pub flows: Vec<&'a str>,
     /// The cookie header for the upstream without our cookies (session and flow);
     /// `None` when nothing would be left.
-    pub rest: Option<String>,
+    pub rest: Option<Vec<u8>>,
 }
 
 /// Splits our cookies from the others; `None` when none of ours is present (the header
 /// then needs no rewriting).
 pub fn split_ours<'a>(lines: &[&'a [u8]], settings: &CookieSettings) -> Option<Split<'a>> {
     let mut session = None;
+    let mut flows = Vec::new();
     let mut ours = false;
-    let mut rest: Vec<(&str, &str)> = Vec::new();
+    let mut rest: Vec<u8> = Vec::new();
     for (n, v) in pairs(lines) {
-        if n == settings.name {
+        if n == settings.name.as_bytes() {
             ours = true;
-            session.get_or_insert(v);
-        } else if n.starts_with(&settings.flow_prefix) {
+            session.get_or_insert(std::str::from_utf8(v).unwrap_or(""));
+        } else if n.starts_with(settings.flow_prefix.as_bytes()) {
             ours = true;
+            if let Ok(name) = std::str::from_utf8(n) {
+                flows.push(name);
+            }
         } else {
-            rest.push((n, v));
+            if !rest.is_empty() {
+                rest.extend_from_slice(b"; ");
+            }
+            rest.extend_from_slice(n);
+            rest.push(b'=');
+            rest.extend_from_slice(v);
         }
     }
     ours.then(|| Split {
         session,
-        rest: (!rest.is_empty()).then(|| {
-            rest.iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        }),
+        flows,
+        rest: (!rest.is_empty()).then_some(rest),
     })
 }
 
@@ -108,6 +131,7 @@ mod tests {
             flow_prefix: "__Host-oidc_flow_".into(),
             secure: true,
             same_site: SameSite::Lax,
+            max_login_flows: 3,
         }
     }
 
@@ -124,14 +148,31 @@ mod tests {
         let lines: [&[u8]; 2] = [b"a=1; __Host-oidc_session=abc; __Host-oidc_flow_x1=f", b"theme=dark"];
         let split = split_ours(&lines, &settings()).expect("ours present");
         assert_eq!(split.session, Some("abc"));
-        assert_eq!(split.rest.as_deref(), Some("a=1; theme=dark"));
+        assert_eq!(split.flows, vec!["__Host-oidc_flow_x1"]);
+        assert_eq!(split.rest.as_deref(), Some(&b"a=1; theme=dark"[..]));
         let only: [&[u8]; 1] = [b"__Host-oidc_session=abc"];
         assert_eq!(split_ours(&only, &settings()).expect("ours").rest, None);
         let flow_only: [&[u8]; 1] = [b"__Host-oidc_flow_x1=f; a=1"];
         let split = split_ours(&flow_only, &settings()).expect("a flow cookie is ours too");
-        assert_eq!((split.session, split.rest.as_deref()), (None, Some("a=1")));
+        assert_eq!((split.session, split.rest.as_deref()), (None, Some(&b"a=1"[..])));
         let theirs: [&[u8]; 1] = [b"a=1; theme=dark"];
         assert!(split_ours(&theirs, &settings()).is_none(), "nothing to rewrite");
+    }
+
+    #[test]
+    fn a_non_utf8_cookie_hides_nothing_of_ours() {
+        let lines: [&[u8]; 1] = [b"other=\xff\xfe; __Host-oidc_session=abc; b=2"];
+        let split = split_ours(&lines, &settings()).expect("ours found past the bad byte");
+        assert_eq!(split.session, Some("abc"));
+        assert_eq!(
+            split.rest.as_deref(),
+            Some(&b"other=\xff\xfe; b=2"[..]),
+            "theirs kept as sent"
+        );
+        let bad_value: [&[u8]; 1] = [b"__Host-oidc_session=\xff; b=2"];
+        let split = split_ours(&bad_value, &settings()).expect("ours by name");
+        assert_eq!(split.session, Some(""), "a non-text value is a forged one");
+        assert_eq!(split.rest.as_deref(), Some(&b"b=2"[..]), "and never goes upstream");
     }
 
     fn attrs(set_cookie: &str) -> Vec<String> {

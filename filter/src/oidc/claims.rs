@@ -38,9 +38,28 @@ pub fn select(settings: &Settings, sources: &[&Map<String, Value>]) -> Claims {
     claims
 }
 
+/// The first kept claim whose values cannot go into a header or a log line (control
+/// characters: CR/LF would forge headers and log lines, others break Envoy's codec).
+pub fn unusable(claims: &Claims) -> Option<&str> {
+    claims.names().find(|n| {
+        claims
+            .get(n)
+            .is_some_and(|vs| vs.iter().any(|v| v.chars().any(char::is_control)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_unusable() {
+        let mut c = Claims::default();
+        c.insert("email", vec!["a@example.com".into()]);
+        assert_eq!(unusable(&c), None);
+        c.insert("groups", vec!["ok".into(), "evil\r\nx-admin: 1".into()]);
+        assert_eq!(unusable(&c), Some("groups"));
+    }
 
     #[test]
     fn lists_and_scalars() {

@@ -165,7 +165,7 @@ impl ProviderHandle {
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(s.client_id.clone()),
-            Some(ClientSecret::new(s.client_secret.to_string())),
+            Some(ClientSecret::new(s.client_secret.secret().to_owned())),
         )
         .set_redirect_uri(redirect);
         Ok(Provider {

@@ -12,6 +12,7 @@ use session_store::{IdToken, Lifetimes, OpenedTicket, RefreshToken, Session, Ses
 use crate::clock::Clock;
 use crate::config::RefreshSettings;
 use crate::oidc::provider::ProviderHandle;
+use crate::oidc::tokens::{IdTokenCheck, TokenError, Verifier};
 
 /// How a refresh ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +97,10 @@ impl Refresher {
             .or_insert_with(async move { Arc::new(refresh_across_replicas(&cx, &t).await) })
             .await;
         let fresh = entry.is_fresh();
+        if fresh {
+            // Callers that waited have their copy; a later refresh must not get this one.
+            self.in_flight.invalidate(&ticket.store_key()).await;
+        }
         let (session, outcome) = entry.into_value().as_ref().clone();
         (session, if fresh { outcome } else { RefreshOutcome::Shared })
     }
@@ -166,14 +171,40 @@ async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shar
     let http = cx.provider.http();
     match request.request_async(&http).await {
         Ok(token) => {
+            // OIDC Core §12.2: a new ID token is verified like the first (signature, iss,
+            // aud, azp, exp, iat) and names the same user; otherwise nothing is stored.
+            let mut id_token = None;
+            if let Some(id) = token.id_token() {
+                let raw = id.to_string();
+                let access = token.access_token().secret();
+                let verify = |p: &crate::oidc::provider::Provider| {
+                    let check = IdTokenCheck {
+                        nonce: None,
+                        access_token: access,
+                        subject: Some(&current.subject),
+                    };
+                    Verifier::new(p, cx.provider.settings()).id_token(&raw, check)
+                };
+                let mut verified = verify(&provider);
+                if verified.as_ref().err() == Some(&TokenError::UnknownKey) {
+                    if let Some(fresh) = cx.provider.refresh_for_unknown_key().await {
+                        verified = verify(&fresh);
+                    }
+                }
+                if let Err(e) = verified {
+                    tracing::warn!(error = %e, "refreshed ID token refused; the session keeps its tokens");
+                    return (Some(current), RefreshOutcome::Failed);
+                }
+                id_token = Some(IdToken::new(raw));
+            }
             let mut s = (*current).clone();
             s.tokens.access = session_store::AccessToken::new(token.access_token().secret().clone());
             s.tokens.access_expires_at = token.expires_in().map(|d| now + d.as_secs());
             if let Some(r) = token.refresh_token() {
                 s.tokens.refresh = Some(RefreshToken::new(r.secret().clone()));
             }
-            if let Some(id) = token.id_token() {
-                s.tokens.id_token = Some(IdToken::new(id.to_string()));
+            if id_token.is_some() {
+                s.tokens.id_token = id_token;
             }
             s.touch(now, cx.lifetimes);
             match cx.sessions.save(t, s, now).await {

@@ -4,9 +4,29 @@ use session_store::{Claims, Session};
 
 use crate::config::{AccessLogUser, Settings};
 
-/// Header values may not carry CR, LF or NUL; anything else is passed on as it is.
+/// Header values never carry control characters (login refuses such claims; this is
+/// the second line for sessions made before that check).
 fn header_safe(v: &str) -> String {
-    v.chars().filter(|c| !matches!(c, '\r' | '\n' | '\0')).collect()
+    v.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// Several values in one header, comma-separated; a comma or `%` inside a value is
+/// percent-encoded, so a group named `a,b` never reads as the two groups `a` and `b`.
+fn join(values: &[String]) -> String {
+    let mut out = String::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for c in header_safe(v).chars() {
+            match c {
+                ',' => out.push_str("%2C"),
+                '%' => out.push_str("%25"),
+                c => out.push(c),
+            }
+        }
+    }
+    out
 }
 
 fn from_claims(settings: &Settings, subject: &str, claims: &Claims) -> Vec<(String, String)> {
@@ -16,17 +36,35 @@ fn from_claims(settings: &Settings, subject: &str, claims: &Claims) -> Vec<(Stri
         out.push((h.email.clone(), header_safe(e)));
     }
     if let Some(g) = claims.get(&settings.authz.groups_claim) {
-        out.push((h.groups.clone(), header_safe(&g.join(","))));
+        out.push((h.groups.clone(), join(g)));
     }
     if let Some(u) = claims.first("preferred_username") {
         out.push((h.preferred_username.clone(), header_safe(u)));
     }
     for (claim, header) in &h.claims {
         if let Some(v) = claims.get(claim) {
-            out.push((header.clone(), header_safe(&v.join(","))));
+            out.push((header.clone(), join(v)));
         }
     }
     out
+}
+
+/// The user as the access log may show it: without control characters (subjects are
+/// checked at login; this guards sessions stored before that check). No copy when clean.
+fn loggable(user: &str) -> std::borrow::Cow<'_, str> {
+    if user.chars().any(char::is_control) {
+        header_safe(user).into()
+    } else {
+        user.into()
+    }
+}
+
+/// How many bytes of identity headers a user produces (names and values).
+pub fn header_bytes(settings: &Settings, subject: &str, claims: &Claims) -> usize {
+    from_claims(settings, subject, claims)
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum()
 }
 
 /// Headers for a browser session (plus `authorization` when configured).
@@ -50,11 +88,22 @@ impl AccessLogUser {
     /// Records `user` on the stream as configured.
     pub fn record(self, s: &mut dyn envoy_module::HttpStream, user: &str) {
         match self {
-            AccessLogUser::DynamicMetadata => s.set_metadata("oidc", "user", user),
+            AccessLogUser::DynamicMetadata => s.set_metadata("oidc", "user", &loggable(user)),
             AccessLogUser::FilterState => {
-                s.set_filter_state("oidc.user", user.as_bytes());
+                s.set_filter_state("oidc.user", loggable(user).as_bytes());
             }
             AccessLogUser::None => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators_inside_values_are_encoded() {
+        let groups = vec!["admins".to_owned(), "a,b".into(), "100%".into(), "x\ny".into()];
+        assert_eq!(join(&groups), "admins,a%2Cb,100%25,xy");
     }
 }

@@ -59,6 +59,10 @@ struct State {
     last_sid: HashMap<String, String>,
     /// Makes the ID token from its claims and the access token (tests of each check).
     id_token: Option<IdTokenMaker>,
+    /// Refresh responses carry an ID token too.
+    id_token_on_refresh: bool,
+    /// Groups every user has instead of the fixed ones.
+    groups: Option<Vec<String>>,
     next: u64,
 }
 
@@ -167,6 +171,16 @@ impl FakeIdp {
         self.state.lock().expect("state").id_token = Some(make);
     }
 
+    /// Refresh responses carry a new ID token (made like the login's).
+    pub fn id_tokens_on_refresh(&self) {
+        self.state.lock().expect("state").id_token_on_refresh = true;
+    }
+
+    /// Every user is in these groups (ID token and userinfo).
+    pub fn groups_are(&self, groups: Vec<String>) {
+        self.state.lock().expect("state").groups = Some(groups);
+    }
+
     /// The token endpoint answers this instead (status, body).
     pub fn token_endpoint_answers(&self, status: u16, body: &str) {
         self.state.lock().expect("state").token_answer = Some((status, body.to_owned()));
@@ -187,7 +201,8 @@ impl FakeIdp {
             let claims = json!({
                 "iss": ISSUER, "sub": g.sub, "aud": CLIENT_ID, "exp": now + 3600, "iat": now,
                 "nonce": g.nonce, "sid": g.sid, "email": format!("{}@example.com", g.sub),
-                "email_verified": true, "groups": groups(&g.sub), "preferred_username": g.sub,
+                "email_verified": true, "groups": st.groups.clone().map_or_else(|| json!(groups(&g.sub)), |g| json!(g)),
+                "preferred_username": g.sub,
             });
             body["id_token"] = json!(match st.id_token.clone() {
                 Some(make) => make(self, claims, &access),
@@ -237,7 +252,8 @@ impl FakeIdp {
                 let Some(g) = form.get("refresh_token").and_then(|r| st.refresh.remove(r)) else {
                     return reply(400, json!({"error": "invalid_grant"}));
                 };
-                self.tokens(&mut st, g, false)
+                let with_id_token = st.id_token_on_refresh;
+                self.tokens(&mut st, g, with_id_token)
             }
             _ => reply(400, json!({"error": "unsupported_grant_type"})),
         }
@@ -274,8 +290,12 @@ impl FakeIdp {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.strip_prefix("Bearer "))
                     .unwrap_or_default();
-                match self.state.lock().expect("state").access.get(token) {
-                    Some(sub) => reply(200, json!({"sub": sub, "groups": groups(sub)})),
+                let st = self.state.lock().expect("state");
+                match st.access.get(token) {
+                    Some(sub) => reply(
+                        200,
+                        json!({"sub": sub, "groups": st.groups.clone().map_or_else(|| json!(groups(sub)), |g| json!(g))}),
+                    ),
                     None => reply(401, json!({"error": "invalid_token"})),
                 }
             }
@@ -372,7 +392,10 @@ impl Harness {
         headers: &[(&str, &str)],
         route: Option<RouteSettings>,
     ) -> (OidcFilter, FakeStream, HeadersStatus) {
-        let mut all: Vec<(&str, &str)> = vec![(":method", "GET"), (":authority", "app.test")];
+        let mut all: Vec<(&str, &str)> = vec![(":authority", "app.test")];
+        if !headers.iter().any(|(k, _)| *k == ":method") {
+            all.push((":method", "GET"));
+        }
         all.extend_from_slice(headers);
         if !headers.iter().any(|(k, _)| *k == "x-request-id") {
             all.push(("x-request-id", "trace-1"));
@@ -386,12 +409,27 @@ impl Harness {
         (f, s, status)
     }
 
+    /// A request whose header values are raw bytes (not UTF-8).
+    pub fn request_bytes(&self, headers: &[(&str, &[u8])]) -> Exchanged {
+        let mut s = FakeStream::with_request_headers(&[(":method", "GET"), ("x-request-id", "trace-1")]);
+        s.request_headers
+            .extend(headers.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())));
+        let mut f = OidcFilter::new(self.gw.clone());
+        let status = f.on_request_headers(&mut s, true);
+        self.finish(f, s, status)
+    }
+
     /// A POST with a body (back-channel logout).
     pub fn post(&self, path: &str, body: &str) -> Exchanged {
+        self.post_as(path, body, "application/x-www-form-urlencoded")
+    }
+
+    /// A POST with a body of this content type.
+    pub fn post_as(&self, path: &str, body: &str, content_type: &str) -> Exchanged {
         let mut s = FakeStream::with_request_headers(&[
             (":method", "POST"),
             (":path", path),
-            ("content-type", "application/x-www-form-urlencoded"),
+            ("content-type", content_type),
             ("x-request-id", "trace-bc"),
         ]);
         s.body = body.as_bytes().to_vec();

@@ -119,6 +119,9 @@ impl SessionStore for DeferredStore {
     async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<(), StoreError> {
         self.store().await?.unlock(key, token).await
     }
+    async fn first_sighting(&self, key: &StoreKey, ttl: Duration) -> Result<bool, StoreError> {
+        self.store().await?.first_sighting(key, ttl).await
+    }
     fn revocations(&self) -> broadcast::Receiver<Revocation> {
         self.revoked.subscribe()
     }

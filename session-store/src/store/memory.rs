@@ -32,6 +32,14 @@ impl Expiry<StoreKey, Entry> for PerEntryTtl {
     }
 }
 
+struct SeenTtl;
+
+impl Expiry<StoreKey, Duration> for SeenTtl {
+    fn expire_after_create(&self, _: &StoreKey, ttl: &Duration, _: Instant) -> Option<Duration> {
+        Some(*ttl)
+    }
+}
+
 type Index = Arc<Mutex<HashMap<IndexKey, HashSet<StoreKey>>>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -44,6 +52,7 @@ pub struct MemoryStore {
     entries: Cache<StoreKey, Entry>,
     index: Index,
     locks: Arc<Mutex<HashMap<StoreKey, (LockToken, Instant)>>>,
+    seen: Cache<StoreKey, Duration>,
     revoked: broadcast::Sender<Revocation>,
 }
 
@@ -85,6 +94,8 @@ impl MemoryStore {
             entries,
             index,
             locks: Arc::default(),
+            // Bounded like the sessions: a flood of one-time ids cannot grow it further.
+            seen: Cache::builder().max_capacity(capacity).expire_after(SeenTtl).build(),
             revoked,
         }
     }
@@ -176,6 +187,10 @@ impl SessionStore for MemoryStore {
             locks.remove(key);
         }
         Ok(())
+    }
+
+    async fn first_sighting(&self, key: &StoreKey, ttl: Duration) -> Result<bool, StoreError> {
+        Ok(self.seen.entry(*key).or_insert_with(|| ttl).is_fresh())
     }
 
     fn revocations(&self) -> broadcast::Receiver<Revocation> {

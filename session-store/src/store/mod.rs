@@ -63,6 +63,9 @@ pub trait SessionStore: Send + Sync {
     async fn try_lock(&self, key: &StoreKey, ttl: Duration) -> Result<Option<LockToken>, StoreError>;
     /// Releases a lock taken with `try_lock`, if still held by this token.
     async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<(), StoreError>;
+    /// Marks `key` as seen for `ttl`; true only the first time (replay detection of
+    /// one-time tokens, shared by every instance using the store).
+    async fn first_sighting(&self, key: &StoreKey, ttl: Duration) -> Result<bool, StoreError>;
     /// Revocations from this and (for shared stores) every other instance.
     fn revocations(&self) -> broadcast::Receiver<Revocation>;
 }

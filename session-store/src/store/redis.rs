@@ -186,6 +186,9 @@ impl RedisStore {
     fn index_key(&self, index: &IndexKey) -> String {
         format!("{}i:{}", self.inner.prefix, index.as_str())
     }
+    fn seen_key(&self, key: &StoreKey) -> String {
+        format!("{}seen:{}", self.inner.prefix, key.to_hex())
+    }
     fn lock_key(&self, key: &StoreKey) -> String {
         format!("{}l:{}", self.inner.prefix, key.to_hex())
     }
@@ -319,6 +322,20 @@ impl SessionStore for RedisStore {
             .await
             .map_err(classify)?;
         Ok(set.map(|_| token))
+    }
+
+    async fn first_sighting(&self, key: &StoreKey, ttl: Duration) -> Result<bool, StoreError> {
+        let mut c = self.inner.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.seen_key(key))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut c)
+            .await
+            .map_err(classify)?;
+        Ok(set.is_some())
     }
 
     async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<(), StoreError> {

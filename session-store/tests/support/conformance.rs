@@ -162,6 +162,32 @@ pub async fn wait_for_session_revocation(
     None
 }
 
+/// A one-time id is new exactly once, on every instance, until its time is up.
+pub async fn first_sighting_is_once_across_instances(a: Arc<dyn SessionStore>, b: Arc<dyn SessionStore>) {
+    let k = key(31);
+    let ttl = Duration::from_millis(400);
+    let contenders: Vec<_> = (0..20)
+        .map(|i| {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { s.first_sighting(&k, ttl).await.expect("first_sighting") })
+        })
+        .collect();
+    let mut firsts = 0;
+    for c in contenders {
+        firsts += usize::from(c.await.expect("join"));
+    }
+    assert_eq!(firsts, 1, "exactly one of 20 sightings is the first");
+    assert!(
+        a.first_sighting(&key(32), ttl).await.expect("other id"),
+        "ids are independent"
+    );
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(
+        b.first_sighting(&k, ttl).await.expect("again"),
+        "forgotten after its ttl"
+    );
+}
+
 /// Runs the whole suite; `second` is another instance over the same data.
 pub async fn run(store: Arc<dyn SessionStore>, second: Arc<dyn SessionStore>) {
     put_get_delete(store.as_ref()).await;
@@ -169,4 +195,5 @@ pub async fn run(store: Arc<dyn SessionStore>, second: Arc<dyn SessionStore>) {
     index_deletes_exactly_its_members(store.as_ref()).await;
     lock_is_exclusive_under_50_contenders(store.clone()).await;
     revocation_reaches_another_instance(store.as_ref(), second.as_ref()).await;
+    first_sighting_is_once_across_instances(store, second).await;
 }
