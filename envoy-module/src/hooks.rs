@@ -5,6 +5,7 @@
 //! carrying its trace id and the filter is poisoned (no more calls into it but destroy).
 
 use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
@@ -87,21 +88,55 @@ fn envoy_str(buf: EnvoyBuffer) -> Vec<u8> {
 /// The allocation behind a filter-config pointer handed to Envoy.
 struct ConfigBox(Box<dyn HttpFilterConfig>);
 
-/// The allocation behind a per-stream pointer handed to Envoy.
+/// The allocation behind a per-stream pointer handed to Envoy. Hooks only ever take a
+/// shared reference to it; the filter itself is borrowed mutably through the `RefCell`,
+/// so a hook Envoy runs *inside* another (the response-headers hook of a local reply we
+/// send from the request path, or from `on_scheduled` after `continue_decoding`) finds
+/// it borrowed and is skipped, instead of a second `&mut` to the same filter.
 struct FilterBox {
-    filter: Box<dyn HttpFilter>,
-    poisoned: bool,
+    filter: RefCell<Box<dyn HttpFilter>>,
+    poisoned: Cell<bool>,
 }
 
-/// Borrows our filter from the pointer Envoy passes back.
+/// Borrows our filter box from the pointer Envoy passes back.
 ///
 /// # Safety
 /// `ptr` must be a pointer returned by `envoy_dynamic_module_on_http_filter_new` and not
-/// yet destroyed; Envoy calls the hooks of one stream sequentially on one thread.
-unsafe fn filter_mut<'a>(ptr: FilterModulePtr) -> &'a mut FilterBox {
+/// yet destroyed; Envoy calls the hooks of one stream on one thread (nested calls are
+/// possible, hence the shared reference and the `RefCell`).
+unsafe fn filter_box<'a>(ptr: FilterModulePtr) -> &'a FilterBox {
     // Safety: guaranteed by the caller.
-    unsafe { &mut *(ptr as *mut FilterBox) }
+    unsafe { &*(ptr as *const FilterBox) }
 }
+
+/// Runs `f` on the stream's filter unless it is poisoned or already in a hook of this
+/// stream (a nested call: skipped, with `skipped` as the status); a panic poisons it.
+fn with_filter<R>(
+    hook: &str,
+    module: FilterModulePtr,
+    skipped: R,
+    f: impl FnOnce(&mut dyn HttpFilter) -> R,
+) -> Result<R, Poisoned<R>> {
+    // Safety: Envoy passes the pointer our `filter_new` returned, alive until destroy.
+    let fb = unsafe { filter_box(module) };
+    if fb.poisoned.get() {
+        return Ok(skipped);
+    }
+    let Ok(mut filter) = fb.filter.try_borrow_mut() else {
+        log(Level::Debug, &format!("hook {hook} ran inside another hook of its stream: skipped"));
+        return Ok(skipped);
+    };
+    match barrier(hook, || f(filter.as_mut())) {
+        Some(r) => Ok(r),
+        None => {
+            fb.poisoned.set(true);
+            Err(Poisoned(skipped))
+        }
+    }
+}
+
+/// The filter panicked in this hook; carries the status to return.
+struct Poisoned<R>(R);
 
 /// Runs a request-path hook of a live filter; a panic becomes a 500 and poisons the filter.
 fn request_path(
@@ -110,16 +145,10 @@ fn request_path(
     module: FilterModulePtr,
     f: impl FnOnce(&mut dyn HttpFilter, &mut EnvoyStream) -> abi::HookStatus,
 ) -> abi::HookStatus {
-    // Safety: Envoy passes the pointer our `filter_new` returned, alive until destroy.
-    let fb = unsafe { filter_mut(module) };
-    if fb.poisoned {
-        return 0;
-    }
     let mut stream = EnvoyStream::new(envoy);
-    match barrier(hook, || f(fb.filter.as_mut(), &mut stream)) {
-        Some(status) => status,
-        None => {
-            fb.poisoned = true;
+    match with_filter(hook, module, 0, |filter| f(filter, &mut stream)) {
+        Ok(status) => status,
+        Err(Poisoned(_)) => {
             let mut stream = EnvoyStream::new(envoy);
             let _ = barrier("panic reply", || {
                 send_error(&mut stream, 500, "Internal Server Error", "module_panic")
@@ -218,8 +247,8 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
         let mut stream = EnvoyStream::new(envoy);
         let filter = cfg.0.new_filter(&mut stream);
         Box::into_raw(Box::new(FilterBox {
-            filter,
-            poisoned: false,
+            filter: RefCell::new(filter),
+            poisoned: Cell::new(false),
         })) as FilterModulePtr
     })
     .unwrap_or(std::ptr::null())
@@ -229,9 +258,17 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(module: FilterModulePtr) {
     barrier("http_filter_destroy", || {
-        // Safety: our pointer from filter_new; Envoy destroys each stream once, last.
-        let mut fb = unsafe { Box::from_raw(module as *mut FilterBox) };
-        fb.filter.on_destroy();
+        // Safety: our live pointer from filter_new.
+        if unsafe { filter_box(module) }.filter.try_borrow_mut().is_err() {
+            // Destroyed from inside one of its own hooks: leak rather than free the box
+            // under a live reference.
+            log(Level::Error, "stream destroyed inside one of its hooks: filter leaked");
+            return;
+        }
+        // Safety: our pointer from filter_new, not borrowed (checked above); Envoy
+        // destroys each stream once, last.
+        let fb = unsafe { Box::from_raw(module as *mut FilterBox) };
+        fb.filter.into_inner().on_destroy();
     });
 }
 
@@ -275,19 +312,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     module: FilterModulePtr,
     end_of_stream: bool,
 ) -> abi::HookStatus {
-    // Safety: our live filter pointer.
-    let fb = unsafe { filter_mut(module) };
-    if fb.poisoned {
-        return 0;
-    }
     let mut stream = EnvoyStream::new(envoy);
-    barrier("http_filter_response_headers", || {
-        headers_status(fb.filter.on_response_headers(&mut stream, end_of_stream))
+    with_filter("http_filter_response_headers", module, 0, |f| {
+        headers_status(f.on_response_headers(&mut stream, end_of_stream))
     })
-    .unwrap_or_else(|| {
-        fb.poisoned = true;
-        0
-    })
+    .unwrap_or_else(|Poisoned(status)| status)
 }
 
 /// Response body: passed through.
@@ -312,19 +341,8 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
 /// Stream complete (before access logs).
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(envoy: FilterEnvoyPtr, module: FilterModulePtr) {
-    // Safety: our live filter pointer.
-    let fb = unsafe { filter_mut(module) };
-    if fb.poisoned {
-        return;
-    }
     let mut stream = EnvoyStream::new(envoy);
-    if barrier("http_filter_stream_complete", || {
-        fb.filter.on_stream_complete(&mut stream)
-    })
-    .is_none()
-    {
-        fb.poisoned = true;
-    }
+    let _ = with_filter("http_filter_stream_complete", module, (), |f| f.on_stream_complete(&mut stream));
 }
 
 /// A scheduler commit reached the worker: async results are applied here.

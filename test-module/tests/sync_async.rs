@@ -37,6 +37,29 @@ async fn sync_header_edits_reach_the_upstream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_envoy_runs_inside_another_is_skipped() {
+    let echo = Echo::start().await;
+    let envoy = support::start(CONFIG, echo.port, Listeners::Static).await;
+    // `continue_decoding` from `on_scheduled` lets the router answer at once (no host):
+    // Envoy then runs the response-headers hook while `on_scheduled` is still on the
+    // stack. That nested call must not get a second `&mut` to the filter: it is skipped
+    // (before the guard it ran, and its header showed it).
+    let resp = client()
+        .get(envoy.url("/async/continue/nowhere"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 503, "the router's own answer");
+    assert!(
+        resp.headers().get("x-probe-response").is_none(),
+        "a hook ran inside another hook of the same filter"
+    );
+    // The next request on the same filter config is served normally.
+    let resp = client().get(envoy.url("/sync/edit")).send().await.expect("send");
+    assert_eq!(resp.headers()["x-probe-response"], "seen");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_local_reply_carries_status_body_and_two_cookies() {
     let echo = Echo::start().await;
     let envoy = support::start(CONFIG, echo.port, Listeners::Static).await;

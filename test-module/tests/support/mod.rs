@@ -110,6 +110,8 @@ fn listener_yaml(filter_config: &str) -> String {
                   dynamic_module_config: {{name: test_module, do_not_close: true}}
                   filter_name: probe
                   filter_config: {{"@type": type.googleapis.com/google.protobuf.StringValue, value: '{{"tag":"blue"}}'}}
+            - match: {{prefix: "/async/continue/nowhere"}}
+              route: {{cluster: empty}}
             - match: {{prefix: "/"}}
               route: {{cluster: upstream, timeout: 60s}}
         http_filters:
@@ -134,6 +136,9 @@ fn cluster_yaml(upstream_port: u16) -> String {
     load_assignment:
       cluster_name: upstream
       endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {upstream_port}}}}}}}}}]}}]
+  - name: empty
+    connect_timeout: 1s
+    load_assignment: {{cluster_name: empty}}
 "#
     )
 }
