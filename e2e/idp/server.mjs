@@ -6,7 +6,10 @@
 //                post_logout_redirect_uri, backchannel_logout_uri}
 //   IDP_ACCESS_TTL (seconds, 3600): short values exercise refresh.
 // Test hooks: GET /__test/stats → {refresh_grants, backchannel_sent, ...};
-//             POST /__test/mint {claims, alg?, kid?} → a JWT signed with the IdP's key.
+//             POST /__test/mint {...claims, __typ?} → a JWT signed with the IdP's key
+//             (`__typ` goes in the header as `typ`).
+// Accounts: alice (admins), bob, comma (a group named "a,b"), and two hostile ones:
+// eve (CR/LF in her email), crowd (5000 groups).
 import { generateKeyPairSync } from 'node:crypto';
 import { importJWK, SignJWT } from 'jose';
 import Provider from 'oidc-provider';
@@ -22,7 +25,12 @@ const clientsIn = JSON.parse(process.env.IDP_CLIENTS || JSON.stringify([{
   backchannel_logout_uri: 'http://127.0.0.1:10000/oauth2/backchannel_logout',
 }]));
 
-const groups = { alice: ['admins'], bob: [] };
+const groups = { alice: ['admins'], bob: [], comma: ['admins', 'a,b'] };
+// Hostile accounts for the hardening tests: what a broken or malicious IdP sends.
+const hostile = {
+  eve: { email: 'eve@example.com\r\nx-admin: 1' },
+  crowd: { groups: Array.from({ length: 5000 }, (_, i) => `group-number-${String(i).padStart(5, '0')}`) },
+};
 const stats = { refresh_grants: 0, code_grants: 0, backchannel_sent: 0, backchannel_errors: 0 };
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -60,6 +68,7 @@ const provider = new Provider(issuer, {
       name: id,
       preferred_username: id,
       groups: groups[id] ?? [],
+      ...(hostile[id] ?? {}),
     }),
   }),
   // No consent screen for the registered clients: grant what they ask.
@@ -123,9 +132,10 @@ provider.use(async (ctx, next) => {
   if (ctx.path === '/__test/mint' && ctx.method === 'POST') {
     const chunks = [];
     for await (const c of ctx.req) chunks.push(c);
-    const claims = JSON.parse(Buffer.concat(chunks).toString() || '{}');
+    const { __typ: typ, ...claims } = JSON.parse(Buffer.concat(chunks).toString() || '{}');
     const key = await importJWK(signingKey, 'RS256');
-    ctx.body = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: signingKey.kid }).sign(key);
+    const header = { alg: 'RS256', kid: signingKey.kid, ...(typ ? { typ } : {}) };
+    ctx.body = await new SignJWT(claims).setProtectedHeader(header).sign(key);
     return;
   }
   await next();

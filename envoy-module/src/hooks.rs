@@ -123,7 +123,10 @@ fn with_filter<R>(
         return Ok(skipped);
     }
     let Ok(mut filter) = fb.filter.try_borrow_mut() else {
-        log(Level::Debug, &format!("hook {hook} ran inside another hook of its stream: skipped"));
+        log(
+            Level::Debug,
+            &format!("hook {hook} ran inside another hook of its stream: skipped"),
+        );
         return Ok(skipped);
     };
     match barrier(hook, || f(filter.as_mut())) {
@@ -342,7 +345,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(envoy: FilterEnvoyPtr, module: FilterModulePtr) {
     let mut stream = EnvoyStream::new(envoy);
-    let _ = with_filter("http_filter_stream_complete", module, (), |f| f.on_stream_complete(&mut stream));
+    let _ = with_filter("http_filter_stream_complete", module, (), |f| {
+        f.on_stream_complete(&mut stream)
+    });
 }
 
 /// A scheduler commit reached the worker: async results are applied here.

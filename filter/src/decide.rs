@@ -40,7 +40,8 @@ pub struct Facts {
     pub bearer: Option<String>,
     /// An API client (401) rather than a browser (302)?
     pub api: bool,
-    /// Rules are in force and the path hides separators from them (`%2F`, `%5C`, `%2E%2E`).
+    /// The path hides separators from route rules (`%2F`, `%5C`, `%2E%2E`) and such
+    /// paths are refused.
     pub hidden_separators: bool,
     /// A sign-out request sent from another site (Fetch Metadata or `Origin`).
     pub other_site: bool,
@@ -84,7 +85,8 @@ impl Verdict {
     /// sends its own.
     pub fn strips_authorization(&self, h: &HeaderSettings) -> bool {
         match self {
-            Verdict::Admit(Admission { by_bearer: true, .. }) | Verdict::Async(Work::Bearer { .. }) => false,
+            Verdict::Admit(Admission { by_bearer: true, .. })
+            | Verdict::Async(Work::Bearer { .. } | Work::Introspect { .. }) => false,
             Verdict::Admit(_) | Verdict::Async(Work::Session { .. }) => {
                 h.access_token || h.client_authorization == ClientAuthorization::Strip
             }
@@ -126,6 +128,13 @@ pub enum Work {
     },
     /// A bearer token signed with a key not fetched yet.
     Bearer {
+        /// The token.
+        token: String,
+        /// Route rules.
+        route: RouteSettings,
+    },
+    /// An opaque bearer token to introspect at the IdP.
+    Introspect {
         /// The token.
         token: String,
         /// Route rules.
@@ -284,7 +293,7 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
     }
     if gw.settings.bearer.enabled {
         if let Some(token) = &f.bearer {
-            return bearer_sync(gw, token, &f.route);
+            return bearer_sync(gw, token, &f.route, now);
         }
     }
     unauthenticated(gw, next_step(gw, f, bad_cookie), now)
@@ -336,7 +345,21 @@ pub fn for_bearer(gw: &Gateway, token: &Verified<AccessTokenClaims>, route: &Rou
     Decision::counting(verdict, Metric::Bearer("valid"))
 }
 
-fn bearer_sync(gw: &Gateway, token: &str, route: &RouteSettings) -> Decision {
+fn bearer_sync(gw: &Gateway, token: &str, route: &RouteSettings, now: u64) -> Decision {
+    // Not a JWT: only introspection can tell what it is.
+    if token.split('.').count() != 3 {
+        return match &gw.introspector {
+            Some(i) => match i.cached(token, now) {
+                Some(answer) => introspected(gw, answer, route),
+                None => Verdict::Async(Work::Introspect {
+                    token: token.to_owned(),
+                    route: route.clone(),
+                })
+                .into(),
+            },
+            None => invalid_bearer("not a JWT (introspection is off)".into()),
+        };
+    }
     let Some(provider) = gw.provider.current() else {
         return Verdict::Async(Work::Bearer {
             token: token.to_owned(),
@@ -353,6 +376,14 @@ fn bearer_sync(gw: &Gateway, token: &str, route: &RouteSettings) -> Decision {
             route: route.clone(),
         })
         .into(),
+    }
+}
+
+/// An introspection answer meets the route's rules.
+pub fn introspected(gw: &Gateway, answer: crate::oidc::introspect::Answer, route: &RouteSettings) -> Decision {
+    match answer {
+        Ok(verified) => for_bearer(gw, &verified, route),
+        Err(why) => invalid_bearer(why),
     }
 }
 

@@ -32,6 +32,9 @@ pub enum IdpError {
     /// Discovery has not succeeded yet.
     #[error("identity provider not discovered yet")]
     NotReady,
+    /// The IdP's discovery document names no such endpoint.
+    #[error("the identity provider has no {0} endpoint")]
+    NoEndpoint(&'static str),
 }
 
 impl IdpError {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_filter::{AsyncError, Completed, Outcome, Pending, TaskFailure, COMPLETION_EVENT};
 use envoy_module::{BodyStatus, HeaderKind, HeadersStatus, HttpFilter, HttpStream, TraceId};
 
-use crate::config::RouteSettings;
+use crate::config::{EncodedSeparators, RouteSettings};
 use crate::decide::{self, Admission, Decision, Facts, Verdict};
 use crate::endpoints::backchannel;
 use crate::failure::{Failure, FailureKind, ReplyFormat};
@@ -76,8 +76,10 @@ impl OidcFilter {
             s.header(HeaderKind::Request, "x-requested-with"),
         );
         let route = s.route_config().and_then(|r| r.downcast_ref::<RouteSettings>());
-        // Rules are in force when the route has its own or pass-through rules exist.
-        let hidden_separators = (route.is_some() || !settings.pass_through.is_empty()) && path::hides_separators(&path);
+        // Any route's rules could be walked around with such a path (the app decodes it
+        // behind a route without rules), so the filter cannot tell where it is safe.
+        let hidden_separators =
+            settings.encoded_separators == EncodedSeparators::Reject && path::hides_separators(&path);
         let other_site = bare == settings.paths.logout
             && from_other_site(
                 s.header(HeaderKind::Request, "sec-fetch-site"),

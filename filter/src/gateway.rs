@@ -9,6 +9,7 @@ use session_store::{DeferredStore, MemoryStore, RedisStore, SessionCache, Sessio
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, StoreSettings};
 use crate::metrics::Metrics;
+use crate::oidc::introspect::Introspector;
 use crate::oidc::provider::ProviderHandle;
 use crate::oidc::refresh::{RefreshContext, Refresher};
 use crate::oidc::transport::{IdpTransport, ReqwestTransport};
@@ -27,6 +28,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Single-flight token refreshes.
     pub refresher: Refresher,
+    /// Opaque bearer tokens' introspection answers, when enabled.
+    pub introspector: Option<Introspector>,
     /// Now.
     pub clock: Arc<dyn Clock>,
     /// This app's origin (`scheme://host[:port]` of the redirect URI), for same-origin
@@ -95,6 +98,7 @@ impl Gateway {
             deadline: settings.timeouts.request,
         });
         let origin = settings.provider.redirect_uri.origin().ascii_serialization();
+        let introspector = settings.bearer.introspection.as_ref().map(Introspector::new);
         Ok(Arc::new(Self {
             origin,
             settings,
@@ -103,6 +107,7 @@ impl Gateway {
             core,
             metrics,
             refresher: Refresher::default(),
+            introspector,
             clock,
             background,
         }))

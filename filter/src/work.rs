@@ -21,6 +21,7 @@ pub async fn run(gw: Arc<Gateway>, work: Work) -> Decision {
             next,
         } => session(&gw, ticket, cached, route, next).await,
         Work::Bearer { token, route } => bearer(&gw, token, route).await,
+        Work::Introspect { token, route } => introspect(&gw, token, route).await,
         Work::Login(next) => login(&gw, next).await,
         Work::Callback(cb) => endpoints::callback::complete(&gw, cb).await,
         Work::SignOut(check) => endpoints::sign_out::run(&gw, check).await,
@@ -105,6 +106,23 @@ async fn bearer(gw: &Gateway, token: String, route: crate::config::RouteSettings
         Some(Ok(verified)) => decide::for_bearer(gw, &verified, &route),
         Some(Err(e @ (TokenError::Invalid(_) | TokenError::UnknownKey))) => decide::invalid_bearer(e.to_string()),
         None => Verdict::Fail(Failure::from(crate::error::IdpError::NotReady)).into(),
+    }
+}
+
+async fn introspect(gw: &Gateway, token: String, route: crate::config::RouteSettings) -> Decision {
+    let Some(introspector) = &gw.introspector else {
+        return decide::invalid_bearer("introspection is off".into());
+    };
+    if let Err(e) = gw.provider.wait(gw.settings.timeouts.startup_wait).await {
+        return Verdict::Fail(Failure::from(e)).into();
+    }
+    let now = gw.clock.now();
+    match introspector
+        .introspect(&gw.provider, &token, &gw.settings.bearer, now)
+        .await
+    {
+        Ok(answer) => decide::introspected(gw, answer, &route),
+        Err(e) => Verdict::Fail(Failure::from(e)).into(),
     }
 }
 

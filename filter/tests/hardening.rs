@@ -213,7 +213,7 @@ fn identity_headers_in_every_spelling_and_family_never_reach_the_app() {
 }
 
 #[test]
-fn encoded_separators_are_refused_where_rules_are_in_force() {
+fn encoded_separators_are_refused_unless_allowed() {
     let h = Harness::new(json!({"pass_through": [{"path_prefix": "/public/"}]}));
     for path in [
         "/public%2f..%2fadmin",
@@ -228,16 +228,13 @@ fn encoded_separators_are_refused_where_rules_are_in_force() {
     }
     let r = h.request(&[(":path", "/public/page?next=%2Fadmin")], None);
     assert!(r.passed, "an encoded slash in the query is fine");
-    // A route with its own rules is in force too.
+    // A route without rules of its own too: the app behind it may decode `/admin`.
     let plain = Harness::new(json!({}));
-    let admins = RouteSettings {
-        require_groups: vec!["admins".into()],
-        ..RouteSettings::default()
-    };
-    let r = plain.request(&[(":path", "/x%2F..%2Fadmin"), ("accept", "text/html")], Some(admins));
+    let r = plain.request(&[(":path", "/x%2F..%2Fadmin"), ("accept", "text/html")], None);
     assert_eq!(status(&r), 400);
-    // No rules anywhere: nothing to slip past, the login starts as usual.
-    let r = plain.request(&[(":path", "/a%2Fb"), ("accept", "text/html")], None);
+    // Allowed by config (apps with encoded slashes in paths): the login starts as usual.
+    let allow = Harness::new(json!({"encoded_separators": "allow"}));
+    let r = allow.request(&[(":path", "/a%2Fb"), ("accept", "text/html")], None);
     assert_eq!(status(&r), 302);
 }
 
@@ -540,4 +537,29 @@ fn a_deep_link_with_encoded_spaces_survives_login() {
     let callback = h.idp.authorize(&start.header("location").expect("location"), "alice");
     let r = h.request(&[(":path", &callback), ("cookie", &flow)], None);
     assert_eq!(r.header("location").as_deref(), Some("/my%20report?q=a%20b"));
+}
+
+#[test]
+fn opaque_tokens_are_introspected_and_cached_when_enabled() {
+    let h = Harness::new(json!({"bearer": {"enabled": true, "introspection": {"enabled": true}},
+                                "headers": {"access_token": true}}));
+    // The access token of alice's session (opaque at this IdP), as an API client sends it.
+    let cookie = session_cookie(&h.login("alice"));
+    let r = h.request(&[(":path", "/x"), ("cookie", &cookie)], None);
+    let token = r.upstream("authorization").expect("forwarded").replace("Bearer ", "");
+    for _ in 0..3 {
+        let r = with_bearer(&h, &token);
+        assert_eq!(status(&r), 200);
+        assert_eq!(r.upstream("x-auth-request-user").as_deref(), Some("alice"));
+        assert_eq!(r.upstream("x-auth-request-groups").as_deref(), Some("admins"));
+    }
+    assert_eq!(h.idp.introspections(), 1, "answers are cached");
+    let r = with_bearer(&h, "not-a-token-we-issued");
+    assert_eq!(status(&r), 401);
+    assert_eq!(status(&with_bearer(&h, "not-a-token-we-issued")), 401);
+    assert_eq!(h.idp.introspections(), 2, "refusals are cached too");
+    // Off (the default): an opaque token is refused without asking anyone.
+    let off = Harness::new(json!({"bearer": {"enabled": true}}));
+    assert_eq!(status(&with_bearer(&off, &token)), 401);
+    assert_eq!(off.idp.introspections(), 0);
 }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{last, logged_in, seen, Browser, Options, Setup};
+use support::{assert_traced, last, logged_in, seen, Browser, Options, Setup};
 use url::Url;
 
 fn query(u: &Url, key: &str) -> Option<String> {
@@ -210,7 +210,7 @@ async fn bad_callbacks_get_400_with_the_trace_id() {
             )
             .await;
         assert_eq!(page.status, 400, "{what}");
-        assert!(page.body.contains(&trace), "{what}: trace id in {:?}", page.body);
+        assert_traced(&page, &trace);
     }
 
     // Replayed callback (same code, same flow cookie restored): the IdP refuses the code.
@@ -229,7 +229,7 @@ async fn bad_callbacks_get_400_with_the_trace_id() {
         .request("GET", &callback, None, &[("x-request-id", "replay-1")])
         .await;
     assert_eq!(page.status, 400, "replayed code: {}", page.body);
-    assert!(page.body.contains("replay-1"));
+    assert_traced(&page, "replay-1");
 
     // A different `iss` in the response (RFC 9207 mix-up defence).
     let mut mixed = callback.clone();
@@ -249,7 +249,7 @@ async fn bad_callbacks_get_400_with_the_trace_id() {
     mix.set_cookie(&setup.url("/"), &flow_name, &flow);
     let page = mix.request("GET", &mixed, None, &[("x-request-id", "mixup-1")]).await;
     assert_eq!(page.status, 400, "issuer mix-up: {}", page.body);
-    assert!(page.body.contains("mixup-1"));
+    assert_traced(&page, "mixup-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,7 +268,7 @@ async fn unreachable_idp_gives_a_gateway_error_page() {
         )
         .await;
     assert!(matches!(page.status, 502 | 504), "got {}: {}", page.status, page.body);
-    assert!(page.body.contains("idp-down-1"));
+    assert_traced(&page, "idp-down-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,7 +311,7 @@ async fn group_rules_and_public_routes() {
     let admin = Url::parse(&setup.url("/admin/panel")).expect("url");
     let page = bob.request("GET", &admin, None, &[("x-request-id", "bob-admin")]).await;
     assert_eq!(page.status, 403, "bob is not in admins");
-    assert!(page.body.contains("bob-admin"));
+    assert_traced(&page, "bob-admin");
     let alice = logged_in(&setup, "alice", "/").await;
     assert_eq!(alice.request("GET", &admin, None, &[]).await.status, 200, "alice is");
     let anon = Browser::new();

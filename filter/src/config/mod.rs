@@ -14,8 +14,9 @@ mod types;
 pub use secret::{ClientSecret, SecretSource};
 pub use types::{
     AccessLogUser, ApiMatcher, AuthzRules, BearerSettings, ClientAuthorization, CookieSettings, CrossSiteSignOut,
-    EndSessionMethod, ErrorPages, HeaderSettings, PassThrough, Paths, ProviderSettings, RefreshSettings, RouteSettings,
-    Rule, SameSite, SessionSettings, Settings, SignOutSettings, StoreSettings, Templates, Timeouts,
+    EncodedSeparators, EndSessionMethod, ErrorPages, HeaderSettings, IntrospectionSettings, PassThrough, Paths,
+    ProviderSettings, RefreshSettings, RouteSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings,
+    StoreSettings, Templates, Timeouts,
 };
 
 /// A config error: which field, and what is wrong with it.

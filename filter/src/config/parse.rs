@@ -12,9 +12,9 @@ use zeroize::Zeroizing;
 use super::fields::{abs_path, authorize_params, read_file};
 use super::raw::{Raw, RawApi, RawAuthz, RawCookie, RawRule, RawSession, RawStore};
 use super::types::{
-    ApiMatcher, AuthzRules, BearerSettings, CookieSettings, ErrorPages, HeaderSettings, PassThrough, Paths,
-    ProviderSettings, RefreshSettings, RouteSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings,
-    StoreSettings, Timeouts,
+    ApiMatcher, AuthzRules, BearerSettings, CookieSettings, ErrorPages, HeaderSettings, IntrospectionSettings,
+    PassThrough, Paths, ProviderSettings, RefreshSettings, RouteSettings, Rule, SameSite, SessionSettings, Settings,
+    SignOutSettings, StoreSettings, Timeouts,
 };
 use super::{err, ConfigError};
 
@@ -57,6 +57,10 @@ impl Settings {
             },
             authorized_parties: raw.bearer.authorized_parties,
             require_at_jwt: raw.bearer.require_at_jwt,
+            introspection: raw.bearer.introspection.enabled.then(|| IntrospectionSettings {
+                cache_ttl: Duration::from_secs(raw.bearer.introspection.cache_ttl_secs),
+                cache_capacity: raw.bearer.introspection.cache_capacity,
+            }),
         };
         if raw.logout.backchannel_max_age_secs == 0 {
             return Err(err("logout.backchannel_max_age_secs", "must be positive"));
@@ -90,6 +94,7 @@ impl Settings {
             max_in_flight: raw.max_in_flight,
             access_log_user: raw.access_log_user,
             error_pages: ErrorPages::try_from(raw.error_pages)?,
+            encoded_separators: raw.encoded_separators,
         })
     }
 }

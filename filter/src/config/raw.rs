@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::secret::SecretSource;
-use super::types::{AccessLogUser, ClientAuthorization, CrossSiteSignOut, EndSessionMethod, SameSite};
+use super::types::{
+    AccessLogUser, ClientAuthorization, CrossSiteSignOut, EncodedSeparators, EndSessionMethod, SameSite,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +48,8 @@ pub(super) struct Raw {
     pub(super) access_log_user: AccessLogUser,
     #[serde(default)]
     pub(super) error_pages: RawErrorPages,
+    #[serde(default)]
+    pub(super) encoded_separators: EncodedSeparators,
 }
 
 #[derive(Deserialize, Default)]
@@ -286,6 +290,25 @@ pub(super) struct RawBearer {
     pub(super) audiences: Vec<String>,
     pub(super) authorized_parties: Vec<String>,
     pub(super) require_at_jwt: bool,
+    pub(super) introspection: RawIntrospection,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawIntrospection {
+    pub(super) enabled: bool,
+    pub(super) cache_ttl_secs: u64,
+    pub(super) cache_capacity: u64,
+}
+
+impl Default for RawIntrospection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            cache_ttl_secs: 60,
+            cache_capacity: 10_000,
+        }
+    }
 }
 
 #[derive(Deserialize)]

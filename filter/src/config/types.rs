@@ -79,6 +79,18 @@ pub enum CrossSiteSignOut {
     Refuse,
 }
 
+/// Paths that still hide separators from route matching (`%2F`, `%5C`, `%2E%2E`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncodedSeparators {
+    /// 400 (default): a route rule for `/admin` cannot be walked around with
+    /// `/public%2F..%2Fadmin` even where Envoy's own normalisation is off.
+    #[default]
+    Reject,
+    /// Passed on (apps with encoded slashes in paths, where no rule depends on the path).
+    Allow,
+}
+
 /// Signing out: where users land, and the back channel's freshness bound.
 #[derive(Debug, Clone)]
 pub struct SignOutSettings {
@@ -261,6 +273,17 @@ pub struct BearerSettings {
     pub authorized_parties: Vec<String>,
     /// Only explicitly typed access tokens (`typ: at+jwt`, RFC 9068).
     pub require_at_jwt: bool,
+    /// Opaque (non-JWT) access tokens asked about at the IdP (RFC 7662); `None`: refused.
+    pub introspection: Option<IntrospectionSettings>,
+}
+
+/// RFC 7662 introspection of opaque bearer tokens.
+#[derive(Debug, Clone)]
+pub struct IntrospectionSettings {
+    /// Longest an answer is reused (never past the token's `exp`).
+    pub cache_ttl: Duration,
+    /// Most answers cached.
+    pub cache_capacity: u64,
 }
 
 /// Time bounds.
@@ -315,6 +338,8 @@ pub struct Settings {
     pub access_log_user: AccessLogUser,
     /// Error page templates.
     pub error_pages: ErrorPages,
+    /// Paths with encoded separators.
+    pub encoded_separators: EncodedSeparators,
 }
 
 /// A page or body template with `{{placeholders}}` (see `failure.rs`).

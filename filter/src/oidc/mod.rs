@@ -2,6 +2,7 @@
 
 pub mod claims;
 pub mod code;
+pub mod introspect;
 pub mod login;
 pub mod provider;
 pub mod refresh;

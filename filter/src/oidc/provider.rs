@@ -32,6 +32,8 @@ pub struct Provider {
     pub end_session_endpoint: Option<Url>,
     /// The IdP promises `iss` on authorization responses (RFC 9207).
     pub iss_parameter_supported: bool,
+    /// RFC 7662 token introspection, if the IdP has it.
+    pub introspection_endpoint: Option<Url>,
     /// When the keys were fetched.
     pub fetched_at: Instant,
 }
@@ -64,7 +66,12 @@ impl ProviderHandle {
 
     /// A GET of JSON from the IdP (userinfo with `bearer`): the body of a 2xx answer.
     pub async fn get_json(&self, url: &str, bearer: Option<&str>) -> Result<Vec<u8>, IdpError> {
-        let resp = self.transport.send(get_json(url, bearer)?).await?;
+        self.send_json(get_json(url, bearer)?).await
+    }
+
+    /// Any request for JSON: the body of a 2xx answer.
+    pub async fn send_json(&self, request: openidconnect::HttpRequest) -> Result<Vec<u8>, IdpError> {
+        let resp = self.transport.send(request).await?;
         if !resp.status().is_success() {
             return Err(IdpError::Status(resp.status().as_u16()));
         }
@@ -161,6 +168,9 @@ impl ProviderHandle {
         let metadata = metadata.set_jwks(oidc_keys);
         let end_session_endpoint = extra["end_session_endpoint"].as_str().and_then(|u| Url::parse(u).ok());
         let iss_parameter_supported = extra["authorization_response_iss_parameter_supported"].as_bool() == Some(true);
+        let introspection_endpoint = extra["introspection_endpoint"]
+            .as_str()
+            .and_then(|u| Url::parse(u).ok());
         let redirect = RedirectUrl::new(s.redirect_uri.to_string()).map_err(|_| IdpError::IssuerMismatch)?;
         let client = CoreClient::from_provider_metadata(
             metadata,
@@ -173,6 +183,7 @@ impl ProviderHandle {
             jwks,
             end_session_endpoint,
             iss_parameter_supported,
+            introspection_endpoint,
             fetched_at: Instant::now(),
         })
     }

@@ -72,6 +72,14 @@ impl Audience {
     fn is_several(&self) -> bool {
         matches!(self, Audience::Many(all) if all.len() > 1)
     }
+
+    /// Whether it names any of `wanted`.
+    pub fn any_of(&self, wanted: &[String]) -> bool {
+        match self {
+            Audience::One(a) => wanted.contains(a),
+            Audience::Many(all) => all.iter().any(|a| wanted.contains(a)),
+        }
+    }
 }
 
 /// The claims of an ID token (OIDC Core §2) the filter checks or keeps.
@@ -165,7 +173,7 @@ pub struct LogoutTokenClaims {
 }
 
 /// A verified token's claims: typed, and all of them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Verified<T> {
     /// The typed claims.
     pub claims: T,
@@ -338,25 +346,7 @@ impl<'a> Verifier<'a> {
             return Err(invalid("typed as an ID or logout token"));
         }
         let claims: AccessTokenClaims = typed(&payload)?;
-        if !valid_subject(&claims.sub) {
-            return Err(invalid("sub is empty, too long or has control characters"));
-        }
-        // The client it was issued to: always when a list is configured, and whenever
-        // the token is for several audiences (then it must be us).
-        let authorized = |c: &str| {
-            if policy.authorized_parties.is_empty() {
-                c == self.settings.client_id
-            } else {
-                policy.authorized_parties.iter().any(|p| p == c)
-            }
-        };
-        if claims.aud.is_several() || !policy.authorized_parties.is_empty() {
-            match claims.client_id.as_deref() {
-                Some(c) if authorized(c) => {}
-                Some(_) => return Err(invalid("issued to another client (azp)")),
-                None => return Err(invalid("no azp or client_id")),
-            }
-        }
+        access_token_client(&claims, policy, &self.settings.client_id)?;
         if typ(&header).as_deref() == Some("at+jwt") && claims.iat.is_none() {
             return Err(invalid("at+jwt without iat"));
         }
@@ -394,8 +384,36 @@ impl<'a> Verifier<'a> {
     }
 }
 
+/// The subject and the client of an access token (JWT or introspected): a usable `sub`,
+/// and the client it was issued to, checked always when `authorized_parties` is set and
+/// whenever the token is for several audiences (then it must be us).
+pub fn access_token_client(
+    claims: &AccessTokenClaims,
+    policy: &BearerSettings,
+    client_id: &str,
+) -> Result<(), TokenError> {
+    if !valid_subject(&claims.sub) {
+        return Err(invalid("sub is empty, too long or has control characters"));
+    }
+    let authorized = |c: &str| {
+        if policy.authorized_parties.is_empty() {
+            c == client_id
+        } else {
+            policy.authorized_parties.iter().any(|p| p == c)
+        }
+    };
+    if claims.aud.is_several() || !policy.authorized_parties.is_empty() {
+        match claims.client_id.as_deref() {
+            Some(c) if authorized(c) => {}
+            Some(_) => return Err(invalid("issued to another client (azp)")),
+            None => return Err(invalid("no azp or client_id")),
+        }
+    }
+    Ok(())
+}
+
 /// Now, on the clock `jsonwebtoken` checks `exp` and `nbf` against.
-fn now() -> u64 {
+pub fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 

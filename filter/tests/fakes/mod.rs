@@ -54,6 +54,7 @@ struct State {
     access: HashMap<String, String>,
     token_calls: usize,
     refresh_calls: usize,
+    introspect_calls: usize,
     /// A scripted answer of the token endpoint instead of the real one.
     token_answer: Option<(u16, String)>,
     last_sid: HashMap<String, String>,
@@ -159,6 +160,11 @@ impl FakeIdp {
     pub fn calls(&self) -> (usize, usize) {
         let st = self.state.lock().expect("state");
         (st.token_calls, st.refresh_calls)
+    }
+
+    /// Calls of the introspection endpoint.
+    pub fn introspections(&self) -> usize {
+        self.state.lock().expect("state").introspect_calls
     }
 
     /// Every refresh token is forgotten: the next refresh gets `invalid_grant`.
@@ -271,6 +277,7 @@ impl FakeIdp {
                     "token_endpoint": format!("{ISSUER}/token"),
                     "userinfo_endpoint": format!("{ISSUER}/userinfo"),
                     "jwks_uri": format!("{ISSUER}/jwks"),
+                    "introspection_endpoint": format!("{ISSUER}/introspect"),
                     "end_session_endpoint": format!("{ISSUER}/logout"),
                     "response_types_supported": ["code"],
                     "subject_types_supported": ["public"],
@@ -283,6 +290,19 @@ impl FakeIdp {
                 json!({"keys": [{"kty": "EC", "crv": "P-256", "x": KEY_X, "y": KEY_Y, "kid": KID, "alg": "ES256", "use": "sig"}]}),
             ),
             "/token" => self.token(req),
+            "/introspect" => {
+                let form: HashMap<String, String> = form_urlencoded::parse(req.body()).into_owned().collect();
+                let mut st = self.state.lock().expect("state");
+                st.introspect_calls += 1;
+                match form.get("token").and_then(|t| st.access.get(t)) {
+                    Some(sub) => reply(
+                        200,
+                        json!({"active": true, "sub": sub, "client_id": CLIENT_ID, "iss": ISSUER,
+                               "exp": Self::now() + 300, "token_type": "Bearer", "groups": groups(sub)}),
+                    ),
+                    None => reply(200, json!({"active": false})),
+                }
+            }
             "/userinfo" => {
                 let token = req
                     .headers()

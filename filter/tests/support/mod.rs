@@ -29,6 +29,9 @@ pub struct Options {
     pub extra: Value,
     /// Point the filter at a dead issuer instead of the IdP.
     pub dead_issuer: bool,
+    /// Changes the shipped demo config before use (tests of what the filter does when
+    /// Envoy's own defences are off).
+    pub envoy_yaml: fn(String) -> String,
 }
 
 impl Default for Options {
@@ -39,6 +42,7 @@ impl Default for Options {
             access_ttl_secs: 3600,
             extra: json!({}),
             dead_issuer: false,
+            envoy_yaml: |y| y,
         }
     }
 }
@@ -92,7 +96,7 @@ impl Setup {
                 "timeouts": {"startup_wait_ms": 3000, "idp_ms": 3000},
             });
             merge(&mut config, &opts.extra);
-            envoys.push(start_envoy(base, &config.to_string(), echo.port).await);
+            envoys.push(start_envoy(base, &config.to_string(), echo.port, opts.envoy_yaml).await);
         }
         let setup = Setup {
             idp,
@@ -135,7 +139,7 @@ fn merge(base: &mut Value, extra: &Value) {
 }
 
 /// Renders `configs/envoy-demo.yaml` (the shipped demo config) for a test instance.
-async fn start_envoy(base: &str, filter_config: &str, app_port: u16) -> Envoy {
+async fn start_envoy(base: &str, filter_config: &str, app_port: u16, edit: fn(String) -> String) -> Envoy {
     let port = base.rsplit(':').next().expect("port").to_owned();
     let template = std::fs::read_to_string(testkit::workspace().join("configs/envoy-demo.yaml")).expect("demo config");
     let yaml = template
@@ -143,7 +147,17 @@ async fn start_envoy(base: &str, filter_config: &str, app_port: u16) -> Envoy {
         .replace("${LISTEN_PORT}", &port)
         .replace("${APP_PORT}", &app_port.to_string())
         .replace("${FILTER_CONFIG}", filter_config);
+    let yaml = edit(yaml);
     Envoy::start(&testkit::envoy::module_dir("envoy_oidc"), move |_| yaml).await
+}
+
+/// An error page carries its trace id: Envoy's request id (in the reply's
+/// `x-request-id`), never the one the client sent (`sent`), which the shipped configs
+/// replace (`use_remote_address`, `preserve_external_request_id: false`).
+pub fn assert_traced(page: &Page, sent: &str) {
+    let id = page.header("x-request-id").expect("x-request-id on the reply");
+    assert_ne!(id, sent, "a client-chosen request id was trusted");
+    assert!(page.body.contains(&id), "trace id {id} in {:?}", page.body);
 }
 
 /// The last page of a walk.
