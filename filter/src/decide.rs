@@ -233,6 +233,9 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
     if bare == paths.signed_out {
         return Verdict::Reply(endpoints::sign_out::signed_out_page()).into();
     }
+    if bare == paths.ready {
+        return endpoints::ready::reply(gw);
+    }
     if bare == paths.backchannel {
         return if f.method == "POST" {
             Verdict::AwaitBody.into()

@@ -51,7 +51,7 @@ impl From<IdpError> for Failure {
     fn from(e: IdpError) -> Self {
         let (kind, reason) = match e {
             IdpError::Timeout => (FailureKind::IdpTimeout, "idp_timeout"),
-            IdpError::NotReady => (FailureKind::IdpTimeout, "idp_not_ready"),
+            IdpError::NotReady => (FailureKind::NotReady, "idp_not_ready"),
             IdpError::Client(_) => (FailureKind::Internal, "idp_client"),
             _ => (FailureKind::IdpUnavailable, "idp_unreachable"),
         };

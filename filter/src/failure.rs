@@ -25,6 +25,8 @@ pub enum FailureKind {
     IdpUnavailable,
     /// The IdP did not answer in time.
     IdpTimeout,
+    /// The IdP has not been discovered yet (startup, IdP down): try again shortly.
+    NotReady,
     /// The session store failed or is unreachable.
     StoreUnavailable,
     /// The session store did not answer in time.
@@ -37,7 +39,7 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Every kind (tests walk the table).
-    pub const ALL: [FailureKind; 11] = [
+    pub const ALL: [FailureKind; 12] = [
         FailureKind::BadRequest,
         FailureKind::Unauthorized,
         FailureKind::Forbidden,
@@ -45,6 +47,7 @@ impl FailureKind {
         FailureKind::PayloadTooLarge,
         FailureKind::IdpUnavailable,
         FailureKind::IdpTimeout,
+        FailureKind::NotReady,
         FailureKind::StoreUnavailable,
         FailureKind::StoreTimeout,
         FailureKind::Overloaded,
@@ -61,7 +64,9 @@ impl FailureKind {
             FailureKind::PayloadTooLarge => (413, "Payload Too Large"),
             FailureKind::IdpUnavailable => (502, "Bad Gateway"),
             FailureKind::IdpTimeout | FailureKind::StoreTimeout => (504, "Gateway Timeout"),
-            FailureKind::StoreUnavailable | FailureKind::Overloaded => (503, "Service Unavailable"),
+            FailureKind::StoreUnavailable | FailureKind::Overloaded | FailureKind::NotReady => {
+                (503, "Service Unavailable")
+            }
             FailureKind::Internal => (500, "Internal Server Error"),
         }
     }
@@ -75,6 +80,7 @@ impl FailureKind {
             FailureKind::NotFound => "not_found",
             FailureKind::IdpUnavailable
             | FailureKind::IdpTimeout
+            | FailureKind::NotReady
             | FailureKind::StoreUnavailable
             | FailureKind::StoreTimeout
             | FailureKind::Overloaded => "temporarily_unavailable",
@@ -134,7 +140,7 @@ impl Failure {
             (FailureKind::Forbidden, _) => "You are signed in, but your account is not allowed here.",
             (FailureKind::NotFound, _) => "There is nothing at this address.",
             (FailureKind::PayloadTooLarge, _) => "The request is too large.",
-            (FailureKind::IdpUnavailable | FailureKind::IdpTimeout, _) => {
+            (FailureKind::IdpUnavailable | FailureKind::IdpTimeout | FailureKind::NotReady, _) => {
                 "The sign-in service cannot be reached right now. Try again in a minute."
             }
             (FailureKind::StoreUnavailable | FailureKind::StoreTimeout, _) => {

@@ -146,7 +146,13 @@ impl OidcFilter {
         let facts = self.gather(s);
         let decision = decide::decide(&self.gw, &facts, self.gw.clock.now());
         let paths = &self.gw.settings.paths;
-        let own = [&paths.callback, &paths.logout, &paths.signed_out, &paths.backchannel];
+        let own = [
+            &paths.callback,
+            &paths.logout,
+            &paths.signed_out,
+            &paths.backchannel,
+            &paths.ready,
+        ];
         // "Try again" from an error at one of our endpoints starts over at home (the
         // callback's URL would only fail again); elsewhere it retries the request.
         let retry_url = if own.iter().any(|p| p.as_str() == facts.bare_path()) {

@@ -1,6 +1,6 @@
 //! The filter's Envoy stats, declared once; incremented on the worker thread only.
 
-use envoy_module::{Counter, DefineMetrics, Histogram, HttpStream, MetricsError};
+use envoy_module::{Counter, DefineMetrics, Gauge, Histogram, HttpStream, MetricsError};
 
 /// Every metric, as defined at config load.
 pub struct Metrics {
@@ -15,6 +15,8 @@ pub struct Metrics {
     logouts: Counter,
     bearer: Counter,
     callback_ms: Histogram,
+    ready: Gauge,
+    tasks: Gauge,
 }
 
 /// One thing to count.
@@ -40,6 +42,13 @@ pub enum Metric {
     Logout,
     /// A bearer token was checked with this result.
     Bearer(&'static str),
+    /// What a readiness probe saw: discovery done, tasks alive on the module's runtime.
+    Health {
+        /// Discovery has succeeded.
+        ready: bool,
+        /// Tasks alive (background work of every live config, and requests in flight).
+        tasks: u64,
+    },
 }
 
 impl Metrics {
@@ -57,6 +66,8 @@ impl Metrics {
             logouts: ctx.define_counter("oidc_logouts", &[])?,
             bearer: ctx.define_counter("oidc_bearer_tokens", &["result"])?,
             callback_ms: ctx.define_histogram("oidc_callback_latency_ms", &[])?,
+            ready: ctx.define_gauge("oidc_ready", &[])?,
+            tasks: ctx.define_gauge("oidc_runtime_tasks", &[])?,
         })
     }
 
@@ -76,6 +87,10 @@ impl Metrics {
             Metric::Backchannel(r) => s.increment_counter(self.backchannel, &[r], 1),
             Metric::Logout => s.increment_counter(self.logouts, &[], 1),
             Metric::Bearer(r) => s.increment_counter(self.bearer, &[r], 1),
+            Metric::Health { ready, tasks } => {
+                s.set_gauge(self.ready, &[], u64::from(ready));
+                s.set_gauge(self.tasks, &[], tasks);
+            }
         }
     }
 }

@@ -25,11 +25,13 @@ pub struct IdpClient {
 
 /// A running IdP; killed when dropped.
 pub struct Idp {
-    child: Child,
+    child: Option<Child>,
     /// Port.
     pub port: u16,
     /// Issuer identifier.
     pub issuer: String,
+    clients: String,
+    access_ttl_secs: u64,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -44,7 +46,6 @@ impl Idp {
     /// Starts the IdP with these clients; access tokens live `access_ttl_secs`.
     pub async fn start(clients: &[IdpClient], access_ttl_secs: u64) -> Idp {
         let port = free_port();
-        let issuer = format!("http://127.0.0.1:{port}");
         let clients: Vec<Value> = clients
             .iter()
             .map(|c| {
@@ -58,43 +59,67 @@ impl Idp {
             })
             .collect();
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("idp.log");
-        let out = std::fs::File::create(&log).expect("log");
+        let mut idp = Idp {
+            child: None,
+            port,
+            issuer: format!("http://127.0.0.1:{port}"),
+            clients: Value::Array(clients).to_string(),
+            access_ttl_secs,
+            log: dir.path().join("idp.log"),
+            _dir: dir,
+        };
+        idp.spawn().await;
+        idp
+    }
+
+    async fn spawn(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
         let node = node_bin();
         assert!(node.exists(), "no node at {}: run scripts/test.sh", node.display());
         let mut cmd = Command::new(node);
         cmd.arg(workspace().join("e2e/idp/server.mjs"))
-            .env("IDP_PORT", port.to_string())
-            .env("IDP_CLIENTS", Value::Array(clients).to_string())
-            .env("IDP_ACCESS_TTL", access_ttl_secs.to_string())
+            .env("IDP_PORT", self.port.to_string())
+            .env("IDP_CLIENTS", &self.clients)
+            .env("IDP_ACCESS_TTL", self.access_ttl_secs.to_string())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log"))
             .stderr(out);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().expect("start the IdP");
-        let mut idp = Idp {
-            child,
-            port,
-            issuer,
-            log,
-            _dir: dir,
-        };
+        self.child = Some(cmd.spawn().expect("start the IdP"));
         let start = Instant::now();
         loop {
-            if let Ok(Some(status)) = idp.child.try_wait() {
-                panic!("IdP exited with {status}:\n{}", idp.log());
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("IdP exited with {status}:\n{}", self.log());
             }
-            let url = format!("{}/.well-known/openid-configuration", idp.issuer);
+            let url = format!("{}/.well-known/openid-configuration", self.issuer);
             if client().get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-                return idp;
+                return;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "IdP not ready:\n{}",
-                idp.log()
+                self.log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Stops the IdP (by pid); `start_again` brings it back on the same port.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts a stopped IdP again, same port and clients (its keys are new).
+    pub async fn start_again(&mut self) {
+        self.stop();
+        self.spawn().await;
     }
 
     /// Counters the IdP keeps for tests (`refresh_grants`, `backchannel_sent`, ...).
@@ -129,7 +154,6 @@ impl Idp {
 
 impl Drop for Idp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }

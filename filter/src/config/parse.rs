@@ -38,6 +38,7 @@ impl Settings {
             logout,
             signed_out: abs_path("logout.signed_out_path", &raw.logout.signed_out_path)?,
             backchannel: abs_path("logout.backchannel_path", &raw.logout.backchannel_path)?,
+            ready: abs_path("readiness_path", &raw.readiness_path)?,
         };
         let mut session = SessionSettings::try_from(raw.session)?;
         if let StoreSettings::Redis(cfg) = &mut session.store {

@@ -50,6 +50,12 @@ pub(super) struct Raw {
     pub(super) error_pages: RawErrorPages,
     #[serde(default)]
     pub(super) encoded_separators: EncodedSeparators,
+    #[serde(default = "default_readiness_path")]
+    pub(super) readiness_path: String,
+}
+
+pub(super) fn default_readiness_path() -> String {
+    "/oauth2/ready".into()
 }
 
 #[derive(Deserialize, Default)]

@@ -139,6 +139,8 @@ pub struct Paths {
     pub signed_out: String,
     /// Back-channel logout (POST from the IdP).
     pub backchannel: String,
+    /// Readiness probe.
+    pub ready: String,
     /// The folder of the sign-out path (`/oauth2/`), where every other path is answered
     /// 404 by the filter; `None` when that folder is `/`.
     pub own_prefix: Option<String>,

@@ -44,6 +44,9 @@ pub struct ProviderHandle {
     transport: Arc<dyn IdpTransport>,
     current: ArcSwapOption<Provider>,
     ready: tokio::sync::Notify,
+    /// A discovery attempt has failed (requests then fail at once until one succeeds,
+    /// instead of each waiting out the startup bound).
+    failed: std::sync::atomic::AtomicBool,
     last_key_refresh: Mutex<Option<Instant>>,
 }
 
@@ -55,6 +58,7 @@ impl ProviderHandle {
             transport,
             current: ArcSwapOption::empty(),
             ready: tokio::sync::Notify::new(),
+            failed: std::sync::atomic::AtomicBool::new(false),
             last_key_refresh: Mutex::new(None),
         })
     }
@@ -88,7 +92,8 @@ impl ProviderHandle {
         self.current.load_full()
     }
 
-    /// The snapshot, waiting up to `limit` for the first discovery.
+    /// The snapshot, waiting up to `limit` for the first discovery attempt; once an
+    /// attempt has failed, `NotReady` at once until one succeeds (a fast 503, not a hang).
     pub async fn wait(&self, limit: Duration) -> Result<Arc<Provider>, IdpError> {
         if let Some(p) = self.current() {
             return Ok(p);
@@ -97,8 +102,16 @@ impl ProviderHandle {
         if let Some(p) = self.current() {
             return Ok(p);
         }
+        if self.has_failed() {
+            return Err(IdpError::NotReady);
+        }
         let _ = tokio::time::timeout(limit, notified).await;
         self.current().ok_or(IdpError::NotReady)
+    }
+
+    /// Whether a discovery attempt has failed (readiness reports why it is not ready).
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Fetches discovery and keys now and installs the result.
@@ -138,7 +151,10 @@ impl ProviderHandle {
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_ms = delay.as_millis() as u64, "discovery failed");
+                    tracing::warn!(error = %e, issuer = %self.settings.issuer, retry_ms = delay.as_millis() as u64, "discovery failed");
+                    self.failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    // Waiting requests give up now rather than at their bound.
+                    self.ready.notify_waiters();
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }

@@ -29,6 +29,10 @@ pub struct Options {
     pub extra: Value,
     /// Point the filter at a dead issuer instead of the IdP.
     pub dead_issuer: bool,
+    /// The IdP is down when Envoy starts (`setup.idp.start_again()` brings it up).
+    pub idp_down_at_start: bool,
+    /// The listener comes from a watched LDS file (`Setup::reload` replaces it).
+    pub lds: bool,
     /// Changes the shipped demo config before use (tests of what the filter does when
     /// Envoy's own defences are off).
     pub envoy_yaml: fn(String) -> String,
@@ -42,6 +46,8 @@ impl Default for Options {
             access_ttl_secs: 3600,
             extra: json!({}),
             dead_issuer: false,
+            idp_down_at_start: false,
+            lds: false,
             envoy_yaml: |y| y,
         }
     }
@@ -53,6 +59,9 @@ pub struct Setup {
     pub echo: Echo,
     pub envoys: Vec<Envoy>,
     pub redis: Option<RedisServer>,
+    /// Each Envoy's filter config and base URL (for reloads).
+    configs: Vec<(Value, String)>,
+    edit: fn(String) -> String,
 }
 
 impl Setup {
@@ -60,7 +69,7 @@ impl Setup {
     pub async fn start(opts: Options) -> Setup {
         let ports: Vec<u16> = (0..opts.instances).map(|_| free_port()).collect();
         let bases: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
-        let idp = Idp::start(
+        let mut idp = Idp::start(
             &[IdpClient {
                 client_id: CLIENT_ID.into(),
                 client_secret: CLIENT_SECRET.into(),
@@ -71,6 +80,9 @@ impl Setup {
             opts.access_ttl_secs,
         )
         .await;
+        if opts.idp_down_at_start {
+            idp.stop();
+        }
         let echo = Echo::start().await;
         let redis = opts.redis.then(|| RedisServer::start(None));
         let issuer = if opts.dead_issuer {
@@ -79,6 +91,7 @@ impl Setup {
             idp.issuer.clone()
         };
         let mut envoys = Vec::new();
+        let mut configs = Vec::new();
         for base in &bases {
             let store = match &redis {
                 Some(r) => json!({"redis": {"url": {"inline": r.url()}}}),
@@ -96,15 +109,29 @@ impl Setup {
                 "timeouts": {"startup_wait_ms": 3000, "idp_ms": 3000},
             });
             merge(&mut config, &opts.extra);
-            envoys.push(start_envoy(base, &config.to_string(), echo.port, opts.envoy_yaml).await);
+            let yaml = (opts.envoy_yaml)(demo_yaml(base, &config.to_string(), echo.port));
+            let envoy = if opts.lds {
+                let (bootstrap, listeners) = split_listeners(&yaml);
+                Envoy::start(&testkit::envoy::module_dir("envoy_oidc"), move |dir| {
+                    write_lds(dir, &listeners);
+                    bootstrap.replace("${LDS_DIR}", &dir.display().to_string())
+                })
+                .await
+            } else {
+                Envoy::start(&testkit::envoy::module_dir("envoy_oidc"), move |_| yaml).await
+            };
+            envoys.push(envoy);
+            configs.push((config, base.clone()));
         }
         let setup = Setup {
             idp,
             echo,
             envoys,
             redis,
+            configs,
+            edit: opts.envoy_yaml,
         };
-        if !opts.dead_issuer {
+        if !opts.dead_issuer && !opts.idp_down_at_start {
             for e in &setup.envoys {
                 let discovered = eventually(Duration::from_secs(10), || async {
                     e.log().contains("identity provider discovered")
@@ -125,6 +152,49 @@ impl Setup {
     pub fn url(&self, path: &str) -> String {
         self.envoys[0].url(path)
     }
+
+    /// Replaces the first Envoy's listener (an LDS update) with `extra` merged into its
+    /// filter config: Envoy builds a new filter config and drains the old one.
+    pub fn reload(&self, extra: &Value) {
+        let (config, base) = &self.configs[0];
+        let mut config = config.clone();
+        merge(&mut config, extra);
+        let yaml = (self.edit)(demo_yaml(base, &config.to_string(), self.echo.port));
+        let (_, listeners) = split_listeners(&yaml);
+        write_lds(self.envoys[0].dir(), &listeners);
+    }
+}
+
+/// The demo config's listeners as an LDS file, and the bootstrap that watches it.
+fn split_listeners(yaml: &str) -> (String, String) {
+    let start = yaml.find("  listeners:\n").expect("listeners");
+    let end = yaml.find("  clusters:\n").expect("clusters");
+    let block = &yaml[start + "  listeners:\n".len()..end];
+    let mut lds = String::from("resources:\n");
+    for (i, line) in block.lines().enumerate() {
+        let line = line.strip_prefix("  ").unwrap_or(line);
+        if i == 0 {
+            let rest = line.strip_prefix("- ").expect("a listener item");
+            lds.push_str("- \"@type\": type.googleapis.com/envoy.config.listener.v3.Listener\n  ");
+            lds.push_str(rest);
+        } else {
+            lds.push_str(line);
+        }
+        lds.push('\n');
+    }
+    let bootstrap = format!(
+        "node: {{id: test, cluster: test}}\n{}dynamic_resources:\n  lds_config:\n    path_config_source:\n      path: ${{LDS_DIR}}/lds.yaml\n      watched_directory: {{path: ${{LDS_DIR}}}}\nstatic_resources:\n{}",
+        &yaml[..yaml.find("static_resources:").expect("static")],
+        &yaml[end..]
+    );
+    (bootstrap, lds)
+}
+
+/// Replaces the LDS file atomically (Envoy watches the directory for the rename).
+fn write_lds(dir: &std::path::Path, listeners: &str) {
+    let tmp = dir.join("lds.yaml.tmp");
+    std::fs::write(&tmp, listeners).expect("write lds");
+    std::fs::rename(&tmp, dir.join("lds.yaml")).expect("swap lds");
 }
 
 fn merge(base: &mut Value, extra: &Value) {
@@ -139,16 +209,14 @@ fn merge(base: &mut Value, extra: &Value) {
 }
 
 /// Renders `configs/envoy-demo.yaml` (the shipped demo config) for a test instance.
-async fn start_envoy(base: &str, filter_config: &str, app_port: u16, edit: fn(String) -> String) -> Envoy {
+fn demo_yaml(base: &str, filter_config: &str, app_port: u16) -> String {
     let port = base.rsplit(':').next().expect("port").to_owned();
     let template = std::fs::read_to_string(testkit::workspace().join("configs/envoy-demo.yaml")).expect("demo config");
-    let yaml = template
+    template
         .replace("${ADMIN_PORT}", "0")
         .replace("${LISTEN_PORT}", &port)
         .replace("${APP_PORT}", &app_port.to_string())
-        .replace("${FILTER_CONFIG}", filter_config);
-    let yaml = edit(yaml);
-    Envoy::start(&testkit::envoy::module_dir("envoy_oidc"), move |_| yaml).await
+        .replace("${FILTER_CONFIG}", filter_config)
 }
 
 /// An error page carries its trace id: Envoy's request id (in the reply's

@@ -1,0 +1,169 @@
+//! Faults through real processes: the IdP down at start, Redis killed and restarted
+//! under load, listener reloads with requests in flight (no task left behind).
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use serde_json::{json, Value};
+use support::{assert_traced, client, eventually, logged_in, seen, Browser, Options, Setup};
+use url::Url;
+
+async fn ready(setup: &Setup) -> (u16, Value) {
+    let r = client().get(setup.url("/oauth2/ready")).send().await.expect("send");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("json"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_down_at_start_is_a_fast_503_and_not_ready_until_discovery() {
+    let mut setup = Setup::start(Options {
+        idp_down_at_start: true,
+        ..Options::default()
+    })
+    .await;
+    let unreachable = eventually(Duration::from_secs(5), || async {
+        ready(&setup).await.1["identity_provider"] == "unreachable"
+    })
+    .await;
+    assert!(unreachable, "readiness names the cause");
+    let (status, body) = ready(&setup).await;
+    assert_eq!((status, &body["ready"]), (503, &json!(false)));
+    for i in 0..3 {
+        let started = Instant::now();
+        let page = Browser::new()
+            .request(
+                "GET",
+                &Url::parse(&setup.url(&format!("/page/{i}"))).expect("url"),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(page.status, 503, "{}", page.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a fast answer, not a wait: {:?}",
+            started.elapsed()
+        );
+        assert_traced(&page, "");
+    }
+    setup.idp.start_again().await;
+    let up = eventually(Duration::from_secs(20), || async { ready(&setup).await.0 == 200 }).await;
+    assert!(up, "ready once the IdP answers:\n{}", setup.envoy().log());
+    logged_in(&setup, "alice", "/").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_under_load() {
+    let mut setup = Setup::start(Options {
+        redis: true,
+        ..Options::default()
+    })
+    .await;
+    let alice = logged_in(&setup, "alice", "/").await;
+    let cookie = alice.cookie(&setup.url("/"), "__Host-oidc_session").expect("session");
+    // Alice keeps working the whole time (bounded: at most 30 s).
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (stop, url) = (stop.clone(), setup.url("/work"));
+        let cookie = format!("__Host-oidc_session={cookie}");
+        tokio::spawn(async move {
+            let (http, started) = (client(), Instant::now());
+            let mut statuses = Vec::new();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(30) {
+                let r = http.get(&url).header("cookie", &cookie).send().await.expect("send");
+                statuses.push(r.status().as_u16());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    setup.redis.as_mut().expect("redis").stop();
+    // A new login cannot be stored: a 503 page with the trace id, quickly.
+    let pages = Browser::new().login(&setup.url("/"), "bob").await;
+    let last = pages.last().expect("page");
+    assert_eq!(last.status, 503, "{}", last.body);
+    assert_traced(last, "");
+    setup.redis.as_mut().expect("redis").restart();
+    // Recovery without restarting Envoy.
+    let recovered = eventually(Duration::from_secs(15), || async {
+        let pages = Browser::new().login(&setup.url("/"), "bob").await;
+        pages.last().is_some_and(|p| p.status == 200)
+    })
+    .await;
+    assert!(recovered, "logins work again:\n{}", setup.envoy().log());
+    stop.store(true, Ordering::Relaxed);
+    let statuses = load.await.expect("load");
+    let bad: Vec<_> = statuses.iter().filter(|s| **s != 200).collect();
+    assert!(statuses.len() > 50, "the load ran: {}", statuses.len());
+    assert!(
+        bad.is_empty(),
+        "the cached session never failed: {} of {} not 200: {bad:?}",
+        bad.len(),
+        statuses.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_reloads_with_requests_in_flight_leave_no_task_behind() {
+    let setup = Setup::start(Options {
+        redis: true,
+        lds: true,
+        ..Options::default()
+    })
+    .await;
+    let alice = logged_in(&setup, "alice", "/").await;
+    let cookie = format!(
+        "__Host-oidc_session={}",
+        alice.cookie(&setup.url("/"), "__Host-oidc_session").expect("session")
+    );
+    let tasks = || async { ready(&setup).await.1["runtime_tasks"].as_u64().expect("tasks") };
+    let before = tasks().await;
+    let updates = || async {
+        let stats = setup
+            .envoy()
+            .admin_get("/stats?filter=lds.update_success")
+            .await
+            .unwrap_or_default();
+        stats
+            .split(": ")
+            .nth(1)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    for i in 0..5 {
+        let done = updates().await;
+        let http = client();
+        let in_flight: Vec<_> = (0..200)
+            .map(|_| http.get(setup.url("/work")).header("cookie", &cookie).send())
+            .collect();
+        setup.reload(&json!({"refresh": {"leeway_secs": 31 + i}}));
+        let statuses: Vec<u16> = join_all(in_flight)
+            .await
+            .into_iter()
+            .map(|r| r.expect("send").status().as_u16())
+            .collect();
+        assert!(statuses.iter().all(|s| *s == 200), "reload {i}: {statuses:?}");
+        assert!(
+            eventually(Duration::from_secs(10), || async { updates().await > done }).await,
+            "reload {i} applied"
+        );
+        let pages = alice.navigate(&setup.url("/after")).await;
+        assert_eq!(
+            seen(&pages).header("x-auth-request-user").as_deref(),
+            Some("alice"),
+            "sessions survive (Redis)"
+        );
+    }
+    let discovered = setup.envoy().log().matches("identity provider discovered").count();
+    assert_eq!(discovered, 6, "each reload built a new filter config");
+    let peak = tasks().await;
+    eprintln!("runtime tasks: {before} before, {peak} right after 5 reloads");
+    // Old configs drain (2 s here) and their tasks end: back to one config's worth.
+    let settled = eventually(Duration::from_secs(15), || async { tasks().await <= before }).await;
+    assert!(settled, "tasks {} after 5 reloads, {before} before", tasks().await);
+}
