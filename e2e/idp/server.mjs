@@ -6,6 +6,7 @@
 //                post_logout_redirect_uri, backchannel_logout_uri}
 //   IDP_ACCESS_TTL (seconds, 3600): short values exercise refresh.
 // Test hooks: GET /__test/stats → {refresh_grants, backchannel_sent, ...};
+//             POST /__test/stall {ms} → token and userinfo answers held ms (0: off);
 //             POST /__test/mint {...claims, __typ?} → a JWT signed with the IdP's key
 //             (`__typ` goes in the header as `typ`).
 // Accounts: alice (admins), bob, comma (a group named "a,b"), and two hostile ones:
@@ -32,6 +33,8 @@ const hostile = {
   crowd: { groups: Array.from({ length: 5000 }, (_, i) => `group-number-${String(i).padStart(5, '0')}`) },
 };
 const stats = { refresh_grants: 0, code_grants: 0, backchannel_sent: 0, backchannel_errors: 0 };
+// Fault injection: token and userinfo answers held this long (POST /__test/stall {ms}).
+let stallMs = 0;
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256', alg: 'RS256', use: 'sig' };
@@ -128,6 +131,16 @@ provider.use(async (ctx, next) => {
   if (ctx.path === '/__test/stats') {
     ctx.body = stats;
     return;
+  }
+  if (ctx.path === '/__test/stall' && ctx.method === 'POST') {
+    const chunks = [];
+    for await (const c of ctx.req) chunks.push(c);
+    stallMs = Number(JSON.parse(Buffer.concat(chunks).toString() || '{}').ms || 0);
+    ctx.body = { stall_ms: stallMs };
+    return;
+  }
+  if (stallMs && (ctx.path === '/token' || ctx.path === '/me')) {
+    await new Promise((resolve) => setTimeout(resolve, stallMs));
   }
   if (ctx.path === '/__test/mint' && ctx.method === 'POST') {
     const chunks = [];
