@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
                 let again = [rest.as_slice()];
                 for (name, _) in cookies::pairs(&again) {
                     assert!(name != settings.name.as_bytes(), "session cookie kept: {rest:?}");
-                    assert!(!name.starts_with(settings.flow_prefix.as_bytes()), "flow cookie kept: {rest:?}");
+                    assert!(
+                        !name.starts_with(settings.flow_prefix.as_bytes()),
+                        "flow cookie kept: {rest:?}"
+                    );
                 }
             }
             assert!(split.flows.iter().all(|f| f.starts_with(&settings.flow_prefix)));

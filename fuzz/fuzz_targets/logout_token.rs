@@ -9,7 +9,14 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let h = harness();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
-    let decision = rt.block_on(backchannel::run(&h.gw, data, Some(b"application/x-www-form-urlencoded")));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let decision = rt.block_on(backchannel::run(
+        &h.gw,
+        data,
+        Some(b"application/x-www-form-urlencoded"),
+    ));
     assert!(matches!(decision.verdict, Verdict::Fail(_)), "{:?}", decision.verdict);
 });

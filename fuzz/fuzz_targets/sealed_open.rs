@@ -12,6 +12,9 @@ fuzz_target!(|data: &[u8]| {
     let now = h.now();
     // Forged values never open: only our own seal does.
     assert!(matches!(h.gw.sessions.check(value, now), Check::Invalid(_)));
-    let opened = h.gw.sessions.sealer().open::<FlowState>("__Host-oidc_flow_AAAAAAAAAAAAAAAA", value, now);
+    let opened =
+        h.gw.sessions
+            .sealer()
+            .open::<FlowState>("__Host-oidc_flow_AAAAAAAAAAAAAAAA", value, now);
     assert!(opened.is_err());
 });

@@ -10,5 +10,8 @@ fuzz_target!(|data: &[u8]| {
     let t = TraceId::from_headers(Some(id), Some(parent));
     let s = t.as_str();
     assert!(!s.is_empty() && s.len() <= 64, "{s:?}");
-    assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b)), "{s:?}");
+    assert!(
+        s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b)),
+        "{s:?}"
+    );
 });
