@@ -7,14 +7,14 @@
 use envoy_module::TraceId;
 use session_store::{Check, OpenedTicket, Session};
 
+use crate::bearer;
 use crate::config::{ClientAuthorization, CrossSiteSignOut, HeaderSettings, RouteSettings};
 use crate::endpoints;
 use crate::failure::{Failure, FailureKind, ReplyFormat};
 use crate::gateway::Gateway;
 use crate::http::path;
 use crate::metrics::Metric;
-use crate::oidc::tokens::{self, AccessTokenClaims, TokenError, Verified};
-use crate::oidc::{claims, login, refresh};
+use crate::oidc::{login, refresh};
 use crate::session::identity;
 use async_filter::LocalReply;
 
@@ -296,7 +296,7 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
     }
     if gw.settings.bearer.enabled {
         if let Some(token) = &f.bearer {
-            return bearer_sync(gw, token, &f.route, now);
+            return bearer::decide(gw, token, &f.route, now);
         }
     }
     unauthenticated(gw, next_step(gw, f, bad_cookie), now)
@@ -327,75 +327,6 @@ pub fn for_session(gw: &Gateway, session: &Session, route: &RouteSettings) -> Ve
         touch: None,
         by_bearer: false,
     })
-}
-
-/// A valid bearer token meets the route's rules: admit it.
-pub fn for_bearer(gw: &Gateway, token: &Verified<AccessTokenClaims>, route: &RouteSettings) -> Decision {
-    let selected = claims::select(&gw.settings, &[&token.payload]);
-    if let Some(name) = claims::unusable(&selected) {
-        return invalid_bearer(format!("claim {name:?} has control characters"));
-    }
-    let verdict = if route_allows(gw, &selected, route) {
-        Verdict::Admit(Admission {
-            headers: identity::for_bearer(&gw.settings, &token.claims.sub, &selected),
-            user: token.claims.sub.clone(),
-            touch: None,
-            by_bearer: true,
-        })
-    } else {
-        Verdict::Fail(Failure::new(FailureKind::Forbidden, "forbidden"))
-    };
-    Decision::counting(verdict, Metric::Bearer("valid"))
-}
-
-fn bearer_sync(gw: &Gateway, token: &str, route: &RouteSettings, now: u64) -> Decision {
-    // Not a JWT: only introspection can tell what it is.
-    if token.split('.').count() != 3 {
-        return match &gw.introspector {
-            Some(i) => match i.cached(token, now) {
-                Some(answer) => introspected(gw, answer, route),
-                None => Verdict::Async(Work::Introspect {
-                    token: token.to_owned(),
-                    route: route.clone(),
-                })
-                .into(),
-            },
-            None => invalid_bearer("not a JWT (introspection is off)".into()),
-        };
-    }
-    let Some(provider) = gw.provider.current() else {
-        return Verdict::Async(Work::Bearer {
-            token: token.to_owned(),
-            route: route.clone(),
-        })
-        .into();
-    };
-    let s = &gw.settings;
-    match tokens::Verifier::new(&provider, &s.provider).access_token(token, &s.bearer) {
-        Ok(verified) => for_bearer(gw, &verified, route),
-        Err(TokenError::Invalid(why)) => invalid_bearer(why),
-        Err(TokenError::UnknownKey) => Verdict::Async(Work::Bearer {
-            token: token.to_owned(),
-            route: route.clone(),
-        })
-        .into(),
-    }
-}
-
-/// An introspection answer meets the route's rules.
-pub fn introspected(gw: &Gateway, answer: crate::oidc::introspect::Answer, route: &RouteSettings) -> Decision {
-    match answer {
-        Ok(verified) => for_bearer(gw, &verified, route),
-        Err(why) => invalid_bearer(why),
-    }
-}
-
-/// A bearer token that is not valid.
-pub fn invalid_bearer(why: String) -> Decision {
-    Decision::counting(
-        Verdict::Fail(Failure::because(FailureKind::Unauthorized, "invalid_token", why)),
-        Metric::Bearer("invalid"),
-    )
 }
 
 /// No (valid) credentials: 401 for API clients, the login redirect for browsers (async
@@ -464,7 +395,7 @@ pub fn touched(gw: &Gateway, session: &Session, now: u64) -> Option<Session> {
 }
 
 /// Whether claims meet the route's group requirement (sessions and bearer tokens alike).
-fn route_allows(gw: &Gateway, c: &session_store::Claims, route: &RouteSettings) -> bool {
+pub(crate) fn route_allows(gw: &Gateway, c: &session_store::Claims, route: &RouteSettings) -> bool {
     route.require_groups.is_empty()
         || crate::authz::in_any_group(c, &gw.settings.authz.groups_claim, &route.require_groups)
 }

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod authz;
+pub mod bearer;
 pub mod clock;
 pub mod config;
 pub mod decide;

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
+use crate::bearer;
 use crate::decide::{self, Decision, Unauthenticated, Verdict, Work};
 use crate::endpoints;
 use crate::failure::Failure;
 use crate::gateway::Gateway;
 use crate::metrics::Metric;
 use crate::oidc::refresh::RefreshOutcome;
-use crate::oidc::tokens::{self, TokenError};
+use crate::oidc::tokens::{TokenError, Verifier};
 
 /// Runs one piece of work to its decision (never [`Verdict::Async`] again).
 pub async fn run(gw: Arc<Gateway>, work: Work) -> Decision {
@@ -102,16 +103,16 @@ async fn bearer(gw: &Gateway, token: String, route: crate::config::RouteSettings
         Some(p) => Some(p),
         None => gw.provider.wait(s.timeouts.startup_wait).await.ok(),
     };
-    match provider.map(|p| tokens::Verifier::new(&p, &s.provider).access_token(&token, &s.bearer)) {
-        Some(Ok(verified)) => decide::for_bearer(gw, &verified, &route),
-        Some(Err(e @ (TokenError::Invalid(_) | TokenError::UnknownKey))) => decide::invalid_bearer(e.to_string()),
+    match provider.map(|p| Verifier::new(&p, &s.provider).access_token(&token, &s.bearer)) {
+        Some(Ok(verified)) => bearer::for_bearer(gw, &verified, &route),
+        Some(Err(e @ (TokenError::Invalid(_) | TokenError::UnknownKey))) => bearer::invalid_bearer(e.to_string()),
         None => Verdict::Fail(Failure::from(crate::error::IdpError::NotReady)).into(),
     }
 }
 
 async fn introspect(gw: &Gateway, token: String, route: crate::config::RouteSettings) -> Decision {
     let Some(introspector) = &gw.introspector else {
-        return decide::invalid_bearer("introspection is off".into());
+        return bearer::invalid_bearer("introspection is off".into());
     };
     if let Err(e) = gw.provider.wait(gw.settings.timeouts.startup_wait).await {
         return Verdict::Fail(Failure::from(e)).into();
@@ -121,7 +122,7 @@ async fn introspect(gw: &Gateway, token: String, route: crate::config::RouteSett
         .introspect(&gw.provider, &token, &gw.settings.bearer, now)
         .await
     {
-        Ok(answer) => decide::introspected(gw, answer, &route),
+        Ok(answer) => bearer::introspected(gw, answer, &route),
         Err(e) => Verdict::Fail(Failure::from(e)).into(),
     }
 }

@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{BearerSettings, IntrospectionSettings, ProviderSettings};
 use crate::error::IdpError;
+use crate::oidc::access_tokens::{self, AccessTokenClaims};
 use crate::oidc::provider::ProviderHandle;
-use crate::oidc::tokens::{self, AccessTokenClaims, Audience, Verified};
+use crate::oidc::tokens::{Audience, Verified};
 
 /// How long a "not active" answer is remembered (a flood of garbage tokens costs the IdP
 /// one call per token per this, within the cache's bound).
@@ -170,6 +171,6 @@ fn check(r: Response, payload: Map<String, Value>, s: &ProviderSettings, policy:
             .and_then(Value::as_str)
             .map(str::to_owned),
     };
-    tokens::access_token_client(&claims, policy, &s.client_id).map_err(|e| e.to_string())?;
+    access_tokens::access_token_client(&claims, policy, &s.client_id).map_err(|e| e.to_string())?;
     Ok(Verified { claims, payload })
 }

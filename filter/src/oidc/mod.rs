@@ -1,5 +1,6 @@
 //! OpenID Connect: provider discovery, login, the code exchange, tokens, refresh.
 
+pub mod access_tokens;
 pub mod claims;
 pub mod code;
 pub mod introspect;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use subtle::ConstantTimeEq;
 
-use crate::config::{BearerSettings, ProviderSettings};
+use crate::config::ProviderSettings;
 use crate::oidc::provider::Provider;
 
 /// Signature algorithms accepted on every token. Secure default: never `none`, never a
@@ -54,7 +54,7 @@ impl std::fmt::Display for TokenError {
     }
 }
 
-fn invalid(why: impl Into<String>) -> TokenError {
+pub(super) fn invalid(why: impl Into<String>) -> TokenError {
     TokenError::Invalid(why.into())
 }
 
@@ -69,7 +69,7 @@ pub enum Audience {
 }
 
 impl Audience {
-    fn is_several(&self) -> bool {
+    pub(super) fn is_several(&self) -> bool {
         matches!(self, Audience::Many(all) if all.len() > 1)
     }
 
@@ -132,25 +132,6 @@ impl VerifiedIdToken {
     }
 }
 
-/// The claims of an access token presented as a bearer credential (RFC 9068 §2.2).
-#[derive(Debug, Clone, Deserialize)]
-pub struct AccessTokenClaims {
-    /// Issuer.
-    pub iss: String,
-    /// Subject.
-    pub sub: String,
-    /// Audience(s).
-    pub aud: Audience,
-    /// Expiry.
-    pub exp: u64,
-    /// Issued at (required by RFC 9068, checked when present).
-    #[serde(default)]
-    pub iat: Option<u64>,
-    /// The client the token was issued to: `client_id` (RFC 9068) or `azp` (most IdPs).
-    #[serde(default, alias = "azp")]
-    pub client_id: Option<String>,
-}
-
 /// The claims of a back-channel logout token (Back-Channel Logout 1.0 §2.4).
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogoutTokenClaims {
@@ -200,7 +181,7 @@ pub fn valid_subject(sub: &str) -> bool {
 
 /// The media type a JWT's `typ` header names, lower case, `application/` dropped (RFC
 /// 7515 §4.1.9).
-fn typ(header: &Header) -> Option<String> {
+pub(super) fn typ(header: &Header) -> Option<String> {
     header.typ.as_deref().map(|t| {
         let t = t.to_ascii_lowercase();
         t.strip_prefix("application/").map(str::to_owned).unwrap_or(t)
@@ -210,7 +191,7 @@ fn typ(header: &Header) -> Option<String> {
 /// Verifies the IdP's tokens with its current keys and this client's settings.
 pub struct Verifier<'a> {
     provider: &'a Provider,
-    settings: &'a ProviderSettings,
+    pub(super) settings: &'a ProviderSettings,
 }
 
 impl<'a> Verifier<'a> {
@@ -225,7 +206,7 @@ impl<'a> Verifier<'a> {
 
     /// Signature with an allow-listed algorithm and a key of the IdP, `iss` exact, `aud`,
     /// and the time claims (`exp`, `nbf`, and `iat` not in the future).
-    fn signed(
+    pub(super) fn signed(
         &self,
         token: &str,
         audiences: &[String],
@@ -317,42 +298,6 @@ impl<'a> Verifier<'a> {
         })
     }
 
-    /// An API client's bearer token: an access token of our IdP for one of the configured
-    /// audiences, issued to an authorized client, and nothing else the IdP signs.
-    pub fn access_token(
-        &self,
-        token: &str,
-        policy: &BearerSettings,
-    ) -> Result<Verified<AccessTokenClaims>, TokenError> {
-        let (header, payload) = self.signed(token, &policy.audiences, &["exp", "iss", "aud", "sub"])?;
-        // RFC 9068 §4: `typ` at+jwt where the IdP sets it; a token typed as anything else
-        // (an ID token, a logout token) is refused, and untyped ones only when allowed.
-        match typ(&header).as_deref() {
-            Some("at+jwt") => {}
-            Some("jwt") | None if !policy.require_at_jwt => {}
-            Some(other) => return Err(invalid(format!("typ {other} is not an access token"))),
-            None => return Err(invalid("typ at+jwt required")),
-        }
-        // The shapes of ID and logout tokens (Keycloak marks them in a `typ` claim too).
-        const NOT_ACCESS: [&str; 5] = ["nonce", "events", "at_hash", "c_hash", "s_hash"];
-        if let Some(claim) = NOT_ACCESS.iter().find(|c| payload.contains_key(**c)) {
-            return Err(invalid(format!("carries {claim}: not an access token")));
-        }
-        if payload
-            .get("typ")
-            .and_then(Value::as_str)
-            .is_some_and(|t| t.eq_ignore_ascii_case("id") || t.eq_ignore_ascii_case("logout"))
-        {
-            return Err(invalid("typed as an ID or logout token"));
-        }
-        let claims: AccessTokenClaims = typed(&payload)?;
-        access_token_client(&claims, policy, &self.settings.client_id)?;
-        if typ(&header).as_deref() == Some("at+jwt") && claims.iat.is_none() {
-            return Err(invalid("at+jwt without iat"));
-        }
-        Ok(Verified { claims, payload })
-    }
-
     /// Back-Channel Logout 1.0 §2.6: a logout token for us, issued at most `max_age` ago.
     pub fn logout_token(&self, token: &str, max_age: u64) -> Result<Verified<LogoutTokenClaims>, TokenError> {
         let client_id = &self.settings.client_id;
@@ -384,40 +329,12 @@ impl<'a> Verifier<'a> {
     }
 }
 
-/// The subject and the client of an access token (JWT or introspected): a usable `sub`,
-/// and the client it was issued to, checked always when `authorized_parties` is set and
-/// whenever the token is for several audiences (then it must be us).
-pub fn access_token_client(
-    claims: &AccessTokenClaims,
-    policy: &BearerSettings,
-    client_id: &str,
-) -> Result<(), TokenError> {
-    if !valid_subject(&claims.sub) {
-        return Err(invalid("sub is empty, too long or has control characters"));
-    }
-    let authorized = |c: &str| {
-        if policy.authorized_parties.is_empty() {
-            c == client_id
-        } else {
-            policy.authorized_parties.iter().any(|p| p == c)
-        }
-    };
-    if claims.aud.is_several() || !policy.authorized_parties.is_empty() {
-        match claims.client_id.as_deref() {
-            Some(c) if authorized(c) => {}
-            Some(_) => return Err(invalid("issued to another client (azp)")),
-            None => return Err(invalid("no azp or client_id")),
-        }
-    }
-    Ok(())
-}
-
 /// Now, on the clock `jsonwebtoken` checks `exp` and `nbf` against.
 pub fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 
-fn typed<T: for<'de> Deserialize<'de>>(payload: &Map<String, Value>) -> Result<T, TokenError> {
+pub(super) fn typed<T: for<'de> Deserialize<'de>>(payload: &Map<String, Value>) -> Result<T, TokenError> {
     T::deserialize(&Value::Object(payload.clone())).map_err(|e| invalid(format!("claims: {e}")))
 }
 
