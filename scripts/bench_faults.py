@@ -25,7 +25,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import LOAD_CPU, PROXY_CPU, ROOT, Envoy, free_port, listener_yaml, login, module_filter, sh  # noqa: E402
+from benchlib import LOAD_CPU, PROXY_CPU, Envoy, free_port, listener_yaml, login, module_filter, sh, start_idp  # noqa: E402
 
 
 def hey(port, rate, seconds, headers, workers=8):
@@ -148,18 +148,9 @@ def main():
     base, issuer = f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{idp_port}"
     clients = [{"client_id": "bench", "client_secret": "bench-secret", "redirect_uri": f"{base}/oauth2/callback"}]
     with tempfile.TemporaryDirectory() as work:
-        idp_log = open(os.path.join(work, "idp.log"), "w")
-        idp = subprocess.Popen(["taskset", "-c", LOAD_CPU, node_bin, os.path.join(ROOT, "e2e/idp/server.mjs")],
-                               stdout=idp_log, stderr=idp_log, start_new_session=True,
-                               env=dict(os.environ, IDP_PORT=str(idp_port), IDP_CLIENTS=json.dumps(clients)))
+        idp = start_idp(node_bin, idp_port, clients, work, LOAD_CPU)
         procs = []
         try:
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
             config = json.dumps({
                 "issuer": issuer, "client_id": "bench", "client_secret": {"inline": "bench-secret"},
                 "redirect_uri": f"{base}/oauth2/callback", "cookie": {"max_login_flows": 1000},

@@ -18,11 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (  # noqa: E402
-    LOAD_CPU, PROXY_CPU, ROOT, Envoy, fixed_rate, free_port, listener_yaml, login, module_filter, print_table, sh, wrk,
+    LOAD_CPU, PROXY_CPU, ROOT, Envoy, fixed_rate, free_port, listener_yaml, login, module_filter, print_table, sh,
+    start_idp, wrk,
 )
 
 
@@ -46,18 +46,9 @@ def main():
     issuer = f"http://127.0.0.1:{idp_port}"
     clients = [{"client_id": "bench", "client_secret": "bench-secret", "redirect_uri": f"{base}/oauth2/callback"}]
     with tempfile.TemporaryDirectory() as work:
-        idp_log = open(os.path.join(work, "idp.log"), "w")
-        idp = subprocess.Popen([node_bin, os.path.join(ROOT, "e2e/idp/server.mjs")], stdout=idp_log, stderr=idp_log,
-                               env=dict(os.environ, IDP_PORT=str(idp_port), IDP_CLIENTS=json.dumps(clients)),
-                               start_new_session=True)
+        idp = start_idp(node_bin, idp_port, clients, work)
         procs = []
         try:
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
             config = json.dumps({
                 "issuer": issuer, "client_id": "bench", "client_secret": {"inline": "bench-secret"},
                 "redirect_uri": f"{base}/oauth2/callback",

@@ -199,6 +199,24 @@ def login(start_url, user, resolve=None):
     return jars.get((start.hostname, start.port), {})
 
 
+def start_idp(node_bin, port, clients, workdir, cpu=None):
+    """The test IdP (e2e/idp/server.mjs) on `port` with these clients, once it answers
+    discovery; stop it with `.kill()`."""
+    log = open(os.path.join(workdir, "idp.log"), "w")
+    cmd = [node_bin, os.path.join(ROOT, "e2e/idp/server.mjs")]
+    idp = subprocess.Popen((["taskset", "-c", cpu] if cpu else []) + cmd, stdout=log, stderr=log,
+                           start_new_session=True,
+                           env=dict(os.environ, IDP_PORT=str(port), IDP_CLIENTS=json.dumps(clients)))
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=1)
+            return idp
+        except OSError:
+            time.sleep(0.1)
+    idp.kill()
+    sys.exit(f"the IdP did not start: see {log.name}")
+
+
 def free_port():
     import socket
 

@@ -89,13 +89,7 @@ async fn bearer_tokens_valid_and_invalid() {
         ("re-signed payload", tampered(&good)),
     ];
     for (what, token) in bad {
-        let r = client()
-            .get(setup.url("/api/items"))
-            .header("accept", "application/json")
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("send");
+        let r = api_get(&setup, "/api/items", &token).await;
         assert_eq!(r.status(), 401, "{what}");
         let challenge = r.headers()["www-authenticate"].to_str().expect("ascii").to_owned();
         assert!(challenge.contains("invalid_token"), "{what}: {challenge}");
@@ -113,24 +107,12 @@ async fn bearer_groups_satisfy_per_route_group_rules() {
     let t = now();
     let mint = |sub: &str, groups: &[&str]| json!({"iss": setup.idp.issuer, "aud": CLIENT_ID, "sub": sub, "groups": groups, "iat": t, "exp": t + 60});
     let admin = setup.idp.mint(mint("alice", &["admins"])).await;
-    let r = client()
-        .get(setup.url("/admin/api"))
-        .header("accept", "application/json")
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("send");
+    let r = api_get(&setup, "/admin/api", &admin).await;
     assert_eq!(r.status(), 200);
     let s = Seen(r.json().await.expect("echo"));
     assert_eq!(s.header("x-auth-request-groups").as_deref(), Some("admins"));
     let plain = setup.idp.mint(mint("bob", &[])).await;
-    let r = client()
-        .get(setup.url("/admin/api"))
-        .header("accept", "application/json")
-        .bearer_auth(&plain)
-        .send()
-        .await
-        .expect("send");
+    let r = api_get(&setup, "/admin/api", &plain).await;
     assert_eq!(r.status(), 403, "require_groups applies to bearer callers too");
 }
 
@@ -168,23 +150,24 @@ async fn opaque_access_tokens_are_introspected_at_the_idp() {
     let token = s.header("authorization").expect("forwarded").replace("Bearer ", "");
     assert_eq!(token.split('.').count(), 1, "opaque: {token}");
     for _ in 0..2 {
-        let r = client()
-            .get(setup.url("/api/items"))
-            .header("accept", "application/json")
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("send");
+        let r = api_get(&setup, "/api/items", &token).await;
         assert_eq!(r.status(), 200);
         let s = Seen(r.json().await.expect("echo"));
         assert_eq!(s.header("x-auth-request-user").as_deref(), Some("alice"));
     }
-    let r = client()
-        .get(setup.url("/api/items"))
+    assert_eq!(
+        api_get(&setup, "/api/items", "made-up-opaque-token").await.status(),
+        401
+    );
+}
+
+/// An API client's GET with a bearer token.
+async fn api_get(setup: &Setup, path: &str, token: &str) -> reqwest::Response {
+    client()
+        .get(setup.url(path))
         .header("accept", "application/json")
-        .bearer_auth("made-up-opaque-token")
+        .bearer_auth(token)
         .send()
         .await
-        .expect("send");
-    assert_eq!(r.status(), 401);
+        .expect("send")
 }

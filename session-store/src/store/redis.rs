@@ -186,6 +186,20 @@ impl RedisStore {
     fn index_key(&self, index: &IndexKey) -> String {
         format!("{}i:{}", self.inner.prefix, index.as_str())
     }
+    /// `SET key value NX PX ttl`: true if this call set it (nobody held it).
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut c = self.inner.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut c)
+            .await
+            .map_err(classify)?;
+        Ok(set.is_some())
+    }
     fn seen_key(&self, key: &StoreKey) -> String {
         format!("{}seen:{}", self.inner.prefix, key.to_hex())
     }
@@ -311,31 +325,12 @@ impl SessionStore for RedisStore {
 
     async fn try_lock(&self, key: &StoreKey, ttl: Duration) -> Result<Option<LockToken>, StoreError> {
         let token = new_lock_token()?;
-        let mut c = self.inner.conn.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.lock_key(key))
-            .arg(&token.0)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl.as_millis().max(1) as u64)
-            .query_async(&mut c)
-            .await
-            .map_err(classify)?;
-        Ok(set.map(|_| token))
+        let set = self.set_if_absent(&self.lock_key(key), &token.0, ttl).await?;
+        Ok(set.then_some(token))
     }
 
     async fn first_sighting(&self, key: &StoreKey, ttl: Duration) -> Result<bool, StoreError> {
-        let mut c = self.inner.conn.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.seen_key(key))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl.as_millis().max(1) as u64)
-            .query_async(&mut c)
-            .await
-            .map_err(classify)?;
-        Ok(set.is_some())
+        self.set_if_absent(&self.seen_key(key), "1", ttl).await
     }
 
     async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<(), StoreError> {
