@@ -166,4 +166,11 @@ async fn listener_reloads_with_requests_in_flight_leave_no_task_behind() {
     // Old configs drain (2 s here) and their tasks end: back to one config's worth.
     let settled = eventually(Duration::from_secs(15), || async { tasks().await <= before }).await;
     assert!(settled, "tasks {} after 5 reloads, {before} before", tasks().await);
+    // The same figure as a gauge (set by each readiness probe).
+    let gauge = setup
+        .envoy()
+        .prometheus_value("envoy_dynamicmodulescustom_oidc_runtime_tasks{}")
+        .await
+        .expect("gauge");
+    assert!(gauge <= before as f64, "gauge {gauge}");
 }
