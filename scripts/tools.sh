@@ -85,9 +85,12 @@ build_module() {
 
 # Node 22 (from npm's `node` package), oidc-provider and playwright-core, under e2e/.
 ensure_node_packages() {
-  if [ ! -x "$ROOT/e2e/node_modules/.bin/node" ] || [ ! -d "$ROOT/e2e/node_modules/oidc-provider" ]; then
-    echo "installing e2e node packages (node 22, oidc-provider, playwright-core)" >&2
+  # Installed again whenever the lock file changed since the last install.
+  local stamp="$ROOT/e2e/node_modules/.installed-lock"
+  if [ ! -x "$ROOT/e2e/node_modules/.bin/node" ] || ! cmp -s "$ROOT/e2e/package-lock.json" "$stamp"; then
+    echo "installing e2e node packages (node 22, oidc-provider, oauth2-mock-server, playwright-core)" >&2
     (cd "$ROOT/e2e" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$ROOT/e2e/package-lock.json" "$stamp"
   fi
   NODE_BIN="$ROOT/e2e/node_modules/.bin/node"
   export NODE_BIN

@@ -145,7 +145,9 @@ impl From<CallbackError> for Failure {
             // The IdP's fault, not the browser's.
             CallbackError::TokenResponse(_) => (FailureKind::IdpUnavailable, "token_response"),
             CallbackError::NoIdToken => (FailureKind::IdpUnavailable, "no_id_token"),
-            CallbackError::IdTokenInvalid(_) => (FailureKind::BadRequest, "id_token_invalid"),
+            // The ID token comes from the IdP over the back channel, never from the
+            // browser: a bad one is the IdP's fault (or an attack on it), not the user's.
+            CallbackError::IdTokenInvalid(_) => (FailureKind::IdpUnavailable, "id_token_invalid"),
             CallbackError::UserInfo(_) => (FailureKind::IdpUnavailable, "userinfo"),
             CallbackError::Forbidden => (FailureKind::Forbidden, "forbidden"),
             CallbackError::ClaimsInvalid(_) => (FailureKind::IdpUnavailable, "claims_invalid"),

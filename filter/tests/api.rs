@@ -38,7 +38,7 @@ async fn bearer_tokens_valid_and_invalid() {
     let good = setup
         .idp
         .mint(
-            json!({"iss": iss, "aud": CLIENT_ID, "sub": "svc-1", "email": "svc@example.com", "iat": t, "exp": t + 300}),
+            json!({"iss": iss, "aud": CLIENT_ID, "sub": "svc-1", "email": "svc@example.com", "email_verified": true, "iat": t, "exp": t + 300}),
         )
         .await;
     let r = client()

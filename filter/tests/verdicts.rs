@@ -428,7 +428,8 @@ fn resigned(edit: fn(&mut Value)) -> fakes::IdTokenMaker {
     })
 }
 
-/// OIDC Core 3.1.3.7: each check refuses the login on its own (400, `id_token_invalid`).
+/// OIDC Core 3.1.3.7: each check refuses the login on its own (502: the ID token is the
+/// IdP's, `id_token_invalid`).
 #[test]
 fn id_token_checks_each_refuse_the_login() {
     let cases: Vec<(&str, fakes::IdTokenMaker)> = vec![
@@ -490,7 +491,7 @@ fn id_token_checks_each_refuse_the_login() {
     ];
     for (case, make) in cases {
         let (status, h, r) = login_with_id_token(make);
-        assert_eq!(status, 400, "{case}: {}", r.body());
+        assert_eq!(status, 502, "{case}: {}", r.body());
         assert_eq!(
             h.counter(&r.stream, "oidc_login_failed", &["id_token_invalid"]),
             1,
@@ -499,15 +500,15 @@ fn id_token_checks_each_refuse_the_login() {
     }
 }
 
-/// An ID token without `iat` makes the token response unreadable: the IdP's fault (502),
-/// not the browser's.
+/// An ID token without `iat` (required by OIDC Core §2) is the IdP's fault (502), not
+/// the browser's.
 #[test]
 fn an_id_token_without_iat_is_the_idps_fault() {
     let (status, h, r) = login_with_id_token(resigned(|c| {
         c.as_object_mut().expect("object").remove("iat");
     }));
     assert_eq!(status, 502, "{}", r.body());
-    assert_eq!(h.counter(&r.stream, "oidc_login_failed", &["token_response"]), 1);
+    assert_eq!(h.counter(&r.stream, "oidc_login_failed", &["id_token_invalid"]), 1);
 }
 
 #[test]

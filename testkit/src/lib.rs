@@ -8,6 +8,7 @@ pub mod echo;
 pub mod envoy;
 pub mod idp;
 pub mod redis_server;
+pub mod vendor_op;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -52,6 +52,7 @@ impl TryFrom<RawHeaders> for HeaderSettings {
                 .collect::<Result<_, _>>()?,
             client_authorization: h.client_authorization,
             max_bytes: h.max_bytes.max(1024),
+            unverified_email: h.unverified_email,
         })
     }
 }

@@ -206,6 +206,7 @@ pub(super) struct RawHeaders {
     pub(super) strip_incoming: Vec<String>,
     pub(super) client_authorization: ClientAuthorization,
     pub(super) max_bytes: usize,
+    pub(super) unverified_email: bool,
 }
 
 /// Identity headers other gateways and apps trust (oauth2-proxy, Apache, Envoy's own
@@ -239,6 +240,7 @@ impl Default for RawHeaders {
             strip_incoming: default_strip_incoming(),
             client_authorization: ClientAuthorization::Strip,
             max_bytes: 16 * 1024,
+            unverified_email: false,
         }
     }
 }

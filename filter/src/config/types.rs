@@ -239,6 +239,8 @@ pub struct HeaderSettings {
     /// Most bytes of identity headers one user may produce (a session with thousands
     /// of groups is refused at login with a page saying so).
     pub max_bytes: usize,
+    /// Pass on an email the IdP does not say is verified (`email_verified` not true).
+    pub unverified_email: bool,
 }
 
 impl HeaderSettings {

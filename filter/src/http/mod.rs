@@ -123,6 +123,7 @@ mod tests {
             strip_incoming: vec!["x-auth-request-*".into(), "remote-user".into()],
             client_authorization: crate::config::ClientAuthorization::Strip,
             max_bytes: 16384,
+            unverified_email: false,
         };
         for spoof in [
             &b"x-auth-request-user"[..],

@@ -3,8 +3,6 @@
 
 use std::time::Instant;
 
-use openidconnect::core::CoreErrorResponseType;
-use openidconnect::{AuthorizationCode, OAuth2TokenResponse, PkceCodeVerifier, RequestTokenError, TokenResponse};
 use session_store::{AccessToken, IdToken, RefreshToken, Session, Tokens};
 
 use crate::authz;
@@ -13,7 +11,8 @@ use crate::gateway::Gateway;
 use crate::oidc::claims;
 use crate::oidc::login::FlowState;
 use crate::oidc::provider::Provider;
-use crate::oidc::tokens::{IdTokenCheck, Verifier};
+use crate::oidc::token_endpoint::{self, TokenEndpointError};
+use crate::oidc::tokens::{IdTokenCheck, TokenError, Verifier};
 use crate::session::identity;
 
 /// A completed login: the session cookie to set.
@@ -47,35 +46,36 @@ async fn exchange_and_validate(
     code: String,
     flow: &FlowState,
 ) -> Result<Session, CallbackError> {
-    let http = gw.provider.http();
-    let token = p
-        .client
-        .exchange_code(AuthorizationCode::new(code))
-        .map_err(|e| CallbackError::TokenResponse(e.to_string()))?
-        .set_pkce_verifier(PkceCodeVerifier::new(flow.verifier.clone()))
-        .request_async(&http)
+    let token = token_endpoint::exchange_code(&gw.provider, p, &code, &flow.verifier)
         .await
         .map_err(|e| match e {
             // RFC 6749 §5.2: only invalid_grant is about the code the browser brought
             // (expired, replayed); every other answer is the IdP's or our client's.
-            RequestTokenError::ServerResponse(r) if *r.error() == CoreErrorResponseType::InvalidGrant => {
-                CallbackError::CodeRejected(r.error().to_string())
-            }
-            RequestTokenError::ServerResponse(r) => CallbackError::TokenResponse(r.error().to_string()),
-            RequestTokenError::Request(inner) => CallbackError::Idp(inner),
+            TokenEndpointError::Refused { error } if error == "invalid_grant" => CallbackError::CodeRejected(error),
+            TokenEndpointError::Idp(inner) => CallbackError::Idp(inner),
             other => CallbackError::TokenResponse(other.to_string()),
         })?;
-    let raw_id_token = token.id_token().ok_or(CallbackError::NoIdToken)?.to_string();
-    let check = IdTokenCheck {
-        nonce: Some(&flow.nonce),
-        access_token: token.access_token().secret(),
-        subject: None,
+    let raw_id_token = token.id_token.as_deref().ok_or(CallbackError::NoIdToken)?;
+    let verify = |p: &Provider| {
+        let check = IdTokenCheck {
+            nonce: Some(&flow.nonce),
+            access_token: &token.access_token,
+            subject: None,
+        };
+        Verifier::new(p, &gw.settings.provider).id_token(raw_id_token, check)
     };
-    let id_token = Verifier::new(p, &gw.settings.provider)
-        .id_token(&raw_id_token, check)
-        .map_err(|e| CallbackError::IdTokenInvalid(e.to_string()))?;
+    let mut verified = verify(p);
+    // Key rotation: a kid we have not fetched yet means fetch the keys again (rate
+    // limited, shared with bearer and logout tokens), not a failed login.
+    if verified.as_ref().err() == Some(&TokenError::UnknownKey) {
+        tracing::info!("ID token signed with a key id not fetched yet: fetching the keys again");
+        if let Some(fresh) = gw.provider.refresh_for_unknown_key().await {
+            verified = verify(&fresh);
+        }
+    }
+    let id_token = verified.map_err(|e| CallbackError::IdTokenInvalid(e.to_string()))?;
     let subject = id_token.claims().sub.clone();
-    let userinfo = fetch_userinfo(gw, p, token.access_token().secret(), &subject).await?;
+    let userinfo = fetch_userinfo(gw, p, &token.access_token, &subject).await?;
     let claims = claims::select(&gw.settings, &[id_token.payload(), &userinfo]);
     // Hostile or broken claims end here, with a page saying why, not in Envoy's codec.
     if let Some(name) = claims::unusable(&claims) {
@@ -87,9 +87,9 @@ async fn exchange_and_validate(
     }
     let now = gw.clock.now();
     let tokens = Tokens {
-        access: AccessToken::new(token.access_token().secret().clone()),
-        access_expires_at: token.expires_in().map(|d| now + d.as_secs()),
-        refresh: token.refresh_token().map(|r| RefreshToken::new(r.secret().clone())),
+        access: AccessToken::new(token.access_token.clone()),
+        access_expires_at: token.expires_in.map(|secs| now + secs),
+        refresh: token.refresh_token.clone().map(RefreshToken::new),
         id_token: Some(IdToken::new(id_token.raw().to_owned())),
     };
     Ok(Session::new(

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -14,6 +13,7 @@ use crate::config::{BearerSettings, IntrospectionSettings, ProviderSettings};
 use crate::error::IdpError;
 use crate::oidc::access_tokens::{self, AccessTokenClaims};
 use crate::oidc::provider::ProviderHandle;
+use crate::oidc::token_endpoint;
 use crate::oidc::tokens::{Audience, Verified};
 
 /// How long a "not active" answer is remembered (a flood of garbage tokens costs the IdP
@@ -89,7 +89,8 @@ impl Introspector {
             .introspection_endpoint
             .as_ref()
             .ok_or(IdpError::NoEndpoint("introspection"))?;
-        let request = post_form(endpoint.as_str(), provider.settings(), token)?;
+        let form = [("token", token), ("token_type_hint", "access_token")];
+        let request = token_endpoint::form_post(endpoint.as_str(), provider.settings(), &form)?;
         let body = provider.send_json(request).await?;
         let response: Response = serde_json::from_slice(&body).map_err(|e| IdpError::Malformed(e.to_string()))?;
         let payload: Map<String, Value> =
@@ -108,29 +109,6 @@ impl Introspector {
         );
         Ok(answer)
     }
-}
-
-/// The introspection request: the token in a form, our client credentials in Basic
-/// (RFC 6749 §2.3.1: both form-encoded first).
-fn post_form(url: &str, s: &ProviderSettings, token: &str) -> Result<openidconnect::HttpRequest, IdpError> {
-    let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{}:{}",
-        enc(&s.client_id),
-        enc(s.client_secret.secret())
-    ));
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("token", token)
-        .append_pair("token_type_hint", "access_token")
-        .finish();
-    http::Request::builder()
-        .method(http::Method::POST)
-        .uri(url)
-        .header(http::header::ACCEPT, "application/json")
-        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(http::header::AUTHORIZATION, format!("Basic {basic}"))
-        .body(body.into_bytes())
-        .map_err(|e| IdpError::Malformed(e.to_string()))
 }
 
 /// An active token of our issuer, for one of our audiences, not expired, not a refresh

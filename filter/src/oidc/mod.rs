@@ -7,5 +7,6 @@ pub mod introspect;
 pub mod login;
 pub mod provider;
 pub mod refresh;
+pub mod token_endpoint;
 pub mod tokens;
 pub mod transport;

@@ -5,18 +5,21 @@
 //! the first requests wait (bounded) for the first snapshot; an unknown `kid` triggers a
 //! rate-limited re-fetch.
 
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use openidconnect::core::{CoreClient, CoreJsonWebKeySet, CoreProviderMetadata};
 use openidconnect::{ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, RedirectUrl};
 use url::Url;
 
 use crate::config::ProviderSettings;
 use crate::error::IdpError;
-use crate::oidc::transport::{get_json, IdpHttp, IdpTransport};
+use crate::oidc::tokens::ALLOWED_ALGS;
+use crate::oidc::transport::{get_json, IdpTransport};
 
 /// The OIDC client with the endpoints discovery provides.
 pub type OidcClient =
@@ -34,6 +37,8 @@ pub struct Provider {
     pub iss_parameter_supported: bool,
     /// RFC 7662 token introspection, if the IdP has it.
     pub introspection_endpoint: Option<Url>,
+    /// The token endpoint.
+    pub token_endpoint: Option<Url>,
     /// When the keys were fetched.
     pub fetched_at: Instant,
 }
@@ -48,6 +53,8 @@ pub struct ProviderHandle {
     /// instead of each waiting out the startup bound).
     failed: std::sync::atomic::AtomicBool,
     last_key_refresh: Mutex<Option<Instant>>,
+    /// The keys skipped at the last fetch (logged when that changes).
+    last_skipped: Mutex<Vec<String>>,
 }
 
 impl ProviderHandle {
@@ -60,17 +67,18 @@ impl ProviderHandle {
             ready: tokio::sync::Notify::new(),
             failed: std::sync::atomic::AtomicBool::new(false),
             last_key_refresh: Mutex::new(None),
+            last_skipped: Mutex::new(Vec::new()),
         })
-    }
-
-    /// The HTTP client openidconnect's requests go through (our transport).
-    pub fn http(&self) -> IdpHttp {
-        IdpHttp(self.transport.clone())
     }
 
     /// A GET of JSON from the IdP (userinfo with `bearer`): the body of a 2xx answer.
     pub async fn get_json(&self, url: &str, bearer: Option<&str>) -> Result<Vec<u8>, IdpError> {
         self.send_json(get_json(url, bearer)?).await
+    }
+
+    /// One request, any status (the caller reads it).
+    pub async fn send(&self, request: openidconnect::HttpRequest) -> Result<openidconnect::HttpResponse, IdpError> {
+        self.transport.send(request).await
     }
 
     /// Any request for JSON: the body of a 2xx answer.
@@ -179,14 +187,24 @@ impl ProviderHandle {
             return Err(IdpError::IssuerMismatch);
         }
         let keys = self.get_json(metadata.jwks_uri().as_str(), None).await?;
-        let oidc_keys: CoreJsonWebKeySet = serde_json::from_slice(&keys).map_err(IdpError::Discovery)?;
-        let jwks: JwkSet = serde_json::from_slice(&keys).map_err(IdpError::Discovery)?;
+        let (jwks, kept, skipped) = usable_keys(&keys)?;
+        if !skipped.is_empty() {
+            let mut last = self.last_skipped.lock().unwrap_or_else(|p| p.into_inner());
+            if *last != skipped {
+                tracing::warn!(issuer = %s.issuer, keys = %skipped.join(", "), "skipped keys we cannot use for signatures");
+                *last = skipped;
+            }
+        }
+        // openidconnect keeps its own copy (unused for verification, which is ours).
+        let oidc_keys: CoreJsonWebKeySet = serde_json::from_value(serde_json::json!({ "keys": kept }))
+            .unwrap_or_else(|_| CoreJsonWebKeySet::new(Vec::new()));
         let metadata = metadata.set_jwks(oidc_keys);
         let end_session_endpoint = extra["end_session_endpoint"].as_str().and_then(|u| Url::parse(u).ok());
         let iss_parameter_supported = extra["authorization_response_iss_parameter_supported"].as_bool() == Some(true);
         let introspection_endpoint = extra["introspection_endpoint"]
             .as_str()
             .and_then(|u| Url::parse(u).ok());
+        let token_endpoint = metadata.token_endpoint().map(|u| u.url().clone());
         let redirect = RedirectUrl::new(s.redirect_uri.to_string()).map_err(|_| IdpError::IssuerMismatch)?;
         let client = CoreClient::from_provider_metadata(
             metadata,
@@ -200,7 +218,71 @@ impl ProviderHandle {
             end_session_endpoint,
             iss_parameter_supported,
             introspection_endpoint,
+            token_endpoint,
             fetched_at: Instant::now(),
         })
+    }
+}
+
+/// The JWKS keys usable for signatures: parsed by `jsonwebtoken`, `use` absent or `sig`,
+/// an allowed algorithm when one is named, and a key that loads. One key we cannot use (an
+/// X25519 or Ed448 key, an encryption key, a type we do not know) must not lock every user
+/// out: it is skipped and named. Returns the set, the kept keys as JSON, and the skipped.
+fn usable_keys(doc: &[u8]) -> Result<(JwkSet, Vec<serde_json::Value>, Vec<String>), IdpError> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        keys: Vec<serde_json::Value>,
+    }
+    let doc: Doc = serde_json::from_slice(doc).map_err(IdpError::Discovery)?;
+    let (mut keys, mut kept, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    for raw in doc.keys {
+        let kid = raw.get("kid").and_then(|k| k.as_str()).unwrap_or("(no kid)").to_owned();
+        let why = match serde_json::from_value::<Jwk>(raw.clone()) {
+            Err(_) => Some("unknown key type or curve"),
+            Ok(_) if raw.get("use").and_then(|u| u.as_str()).is_some_and(|u| u != "sig") => Some("not a signing key"),
+            Ok(jwk) if jwk.common.key_algorithm.is_some_and(|a| !allowed(a)) => Some("algorithm not allowed"),
+            Ok(jwk) if DecodingKey::from_jwk(&jwk).is_err() => Some("unusable key"),
+            Ok(jwk) => {
+                keys.push(jwk);
+                kept.push(raw);
+                None
+            }
+        };
+        if let Some(why) = why {
+            skipped.push(format!("{kid} ({why})"));
+        }
+    }
+    Ok((JwkSet { keys }, kept, skipped))
+}
+
+/// Whether a JWK's `alg` is one we verify with (the names are shared, RFC 7518).
+fn allowed(alg: KeyAlgorithm) -> bool {
+    Algorithm::from_str(&alg.to_string()).is_ok_and(|a| ALLOWED_ALGS.contains(&a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_keys_we_cannot_use() {
+        let doc = serde_json::json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "good", "alg": "ES256", "use": "sig",
+             "x": "IbdEh9fIMyFWQx4YBMR_35E5KB1bTfI55dAXm7N_9pY", "y": "LBPC1JYs5xv--kfXSkAUek_rtpd62yjclPJSDEmHIFo"},
+            {"kty": "OKP", "crv": "X25519", "kid": "x", "x": "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"},
+            {"kty": "EC", "crv": "P-256", "kid": "enc", "use": "enc",
+             "x": "IbdEh9fIMyFWQx4YBMR_35E5KB1bTfI55dAXm7N_9pY", "y": "LBPC1JYs5xv--kfXSkAUek_rtpd62yjclPJSDEmHIFo"},
+            {"kty": "oct", "kid": "hmac", "alg": "HS256", "k": "c2VjcmV0"},
+            {"kty": "WHAT", "kid": "future"}
+        ]});
+        let (set, kept, skipped) = usable_keys(doc.to_string().as_bytes()).expect("parsed");
+        assert_eq!(set.keys.len(), 1);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(skipped.len(), 4, "{skipped:?}");
+        assert!(
+            skipped.iter().any(|s| s.starts_with("hmac")),
+            "an HMAC key is never used"
+        );
+        assert!(usable_keys(b"{\"nokeys\": 1}").is_err());
     }
 }

@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openidconnect::core::CoreErrorResponseType;
-use openidconnect::{OAuth2TokenResponse, RefreshToken as OidcRefreshToken, RequestTokenError, TokenResponse};
 use session_store::{IdToken, Lifetimes, OpenedTicket, RefreshToken, Session, Sessions, StoreKey};
 
 use crate::clock::Clock;
 use crate::config::RefreshSettings;
 use crate::oidc::provider::ProviderHandle;
+use crate::oidc::token_endpoint::{self, TokenEndpointError};
 use crate::oidc::tokens::{IdTokenCheck, TokenError, Verifier};
 
 /// How a refresh ended.
@@ -160,30 +159,20 @@ async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shar
             return (Some(current), RefreshOutcome::Failed);
         }
     };
-    let rt = OidcRefreshToken::new(refresh_token.secret().to_owned());
-    let request = match provider.client.exchange_refresh_token(&rt) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "refresh: no token endpoint");
-            return (Some(current), RefreshOutcome::Failed);
-        }
-    };
-    let http = cx.provider.http();
-    match request.request_async(&http).await {
+    match token_endpoint::refresh(&cx.provider, &provider, refresh_token.secret()).await {
         Ok(token) => {
             // OIDC Core §12.2: a new ID token is verified like the first (signature, iss,
             // aud, azp, exp, iat) and names the same user; otherwise nothing is stored.
             let mut id_token = None;
-            if let Some(id) = token.id_token() {
-                let raw = id.to_string();
-                let access = token.access_token().secret();
+            if let Some(raw) = token.id_token.as_deref() {
+                let access = token.access_token.as_str();
                 let verify = |p: &crate::oidc::provider::Provider| {
                     let check = IdTokenCheck {
                         nonce: None,
                         access_token: access,
                         subject: Some(&current.subject),
                     };
-                    Verifier::new(p, cx.provider.settings()).id_token(&raw, check)
+                    Verifier::new(p, cx.provider.settings()).id_token(raw, check)
                 };
                 let mut verified = verify(&provider);
                 if verified.as_ref().err() == Some(&TokenError::UnknownKey) {
@@ -195,13 +184,13 @@ async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shar
                     tracing::warn!(error = %e, "refreshed ID token refused; the session keeps its tokens");
                     return (Some(current), RefreshOutcome::Failed);
                 }
-                id_token = Some(IdToken::new(raw));
+                id_token = Some(IdToken::new(raw.to_owned()));
             }
             let mut s = (*current).clone();
-            s.tokens.access = session_store::AccessToken::new(token.access_token().secret().clone());
-            s.tokens.access_expires_at = token.expires_in().map(|d| now + d.as_secs());
-            if let Some(r) = token.refresh_token() {
-                s.tokens.refresh = Some(RefreshToken::new(r.secret().clone()));
+            s.tokens.access = session_store::AccessToken::new(token.access_token.clone());
+            s.tokens.access_expires_at = token.expires_in.map(|secs| now + secs);
+            if let Some(r) = token.refresh_token.clone() {
+                s.tokens.refresh = Some(RefreshToken::new(r));
             }
             if id_token.is_some() {
                 s.tokens.id_token = id_token;
@@ -215,7 +204,7 @@ async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shar
                 }
             }
         }
-        Err(RequestTokenError::ServerResponse(r)) if *r.error() == CoreErrorResponseType::InvalidGrant => {
+        Err(TokenEndpointError::Refused { error }) if error == "invalid_grant" => {
             tracing::info!("refresh token rejected (invalid_grant): ending the session");
             if let Err(e) = cx.sessions.delete(t).await {
                 tracing::warn!(error = %e, "ended session could not be deleted (it expires by itself)");

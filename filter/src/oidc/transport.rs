@@ -1,9 +1,9 @@
 //! How the filter talks HTTP to the IdP: one trait, so the whole OIDC flow (discovery,
-//! keys, code exchange, userinfo, refresh) runs against a fake IdP in unit tests.
+//! keys, code exchange, userinfo, refresh, introspection) runs against a fake IdP in unit
+//! tests.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use openidconnect::{HttpRequest, HttpResponse};
 
@@ -16,19 +16,6 @@ pub type Exchange<'a> = Pin<Box<dyn Future<Output = Result<HttpResponse, IdpErro
 pub trait IdpTransport: Send + Sync {
     /// One request, one response (any status); transport failures are typed.
     fn send(&self, request: HttpRequest) -> Exchange<'_>;
-}
-
-/// The client openidconnect's requests (code exchange, refresh) go through.
-#[derive(Clone)]
-pub struct IdpHttp(pub Arc<dyn IdpTransport>);
-
-impl<'c> openidconnect::AsyncHttpClient<'c> for IdpHttp {
-    type Error = IdpError;
-    type Future = Exchange<'c>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        self.0.send(request)
-    }
 }
 
 /// The real transport: reqwest with rustls, bounded by the IdP timeout.

@@ -32,7 +32,11 @@ fn join(values: &[String]) -> String {
 fn from_claims(settings: &Settings, subject: &str, claims: &Claims) -> Vec<(String, String)> {
     let h = &settings.headers;
     let mut out = vec![(h.user.clone(), header_safe(subject))];
-    if let Some(e) = claims.first("email") {
+    // An address the IdP has not verified says nothing about who the user is.
+    let verified = claims
+        .first("email_verified")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if let Some(e) = claims.first("email").filter(|_| verified || h.unverified_email) {
         out.push((h.email.clone(), header_safe(e)));
     }
     if let Some(g) = claims.get(&settings.authz.groups_claim) {

@@ -10,6 +10,7 @@ pub use testkit::echo::{Echo, Seen};
 pub use testkit::envoy::Envoy;
 pub use testkit::idp::{Idp, IdpClient};
 pub use testkit::redis_server::RedisServer;
+pub use testkit::vendor_op::VendorOp;
 pub use testkit::{client, eventually, free_port};
 
 pub const CLIENT_ID: &str = "gateway";
@@ -188,6 +189,52 @@ fn split_listeners(yaml: &str) -> (String, String) {
         &yaml[end..]
     );
     (bootstrap, lds)
+}
+
+/// The filter in front of the echo app, logging in at the second OP (a vendor's
+/// behaviour, set with `op.behave`), memory store.
+pub struct VendorSetup {
+    pub op: VendorOp,
+    pub echo: Echo,
+    pub envoy: Envoy,
+}
+
+impl VendorSetup {
+    /// Starts the OP with `profile` already in force, then Envoy with `extra` merged into
+    /// the filter config.
+    pub async fn start(profile: Value, extra: Value) -> VendorSetup {
+        let op = VendorOp::start().await;
+        op.behave(profile).await;
+        let echo = Echo::start().await;
+        let base = format!("http://127.0.0.1:{}", free_port());
+        let mut config = json!({
+            "issuer": op.issuer,
+            "client_id": CLIENT_ID,
+            "client_secret": {"inline": CLIENT_SECRET},
+            "redirect_uri": format!("{base}/oauth2/callback"),
+            "session": {"keys": [{"inline": SESSION_KEY}]},
+            "timeouts": {"startup_wait_ms": 3000, "idp_ms": 3000},
+        });
+        merge(&mut config, &extra);
+        let yaml = demo_yaml(&base, &config.to_string(), echo.port);
+        let envoy = Envoy::start(&testkit::envoy::module_dir("envoy_oidc"), move |_| yaml).await;
+        let discovered = eventually(Duration::from_secs(10), || async {
+            envoy.log().contains("identity provider discovered")
+        })
+        .await;
+        assert!(discovered, "filter discovered the vendor OP:\n{}", envoy.log());
+        VendorSetup { op, echo, envoy }
+    }
+
+    /// URL on Envoy.
+    pub fn url(&self, path: &str) -> String {
+        self.envoy.url(path)
+    }
+
+    /// A login (the OP approves at once): every page, the app's last.
+    pub async fn login(&self, browser: &Browser, path: &str) -> Vec<Page> {
+        browser.navigate(&self.url(path)).await
+    }
 }
 
 /// Replaces the LDS file atomically (Envoy watches the directory for the rename).
