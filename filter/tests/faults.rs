@@ -32,6 +32,8 @@ async fn idp_down_at_start_is_a_fast_503_and_not_ready_until_discovery() {
     assert!(unreachable, "readiness names the cause");
     let (status, body) = ready(&setup).await;
     assert_eq!((status, &body["ready"]), (503, &json!(false)));
+    // Past the start-up grace (a second of failing), no request waits for the IdP.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     for i in 0..3 {
         let started = Instant::now();
         let page = Browser::new()

@@ -43,15 +43,20 @@ pub struct Provider {
     pub fetched_at: Instant,
 }
 
+/// How long discovery may fail before requests stop waiting for it: long enough for a
+/// start-up race to resolve (the first retries come after 0.2, 0.6 and 1.4 s), short
+/// enough that a user gets a page, not a hang.
+pub const FAST_FAIL_AFTER: Duration = Duration::from_secs(1);
+
 /// The shared, refreshed provider state of one filter config.
 pub struct ProviderHandle {
     settings: Arc<ProviderSettings>,
     transport: Arc<dyn IdpTransport>,
     current: ArcSwapOption<Provider>,
     ready: tokio::sync::Notify,
-    /// A discovery attempt has failed (requests then fail at once until one succeeds,
-    /// instead of each waiting out the startup bound).
-    failed: std::sync::atomic::AtomicBool,
+    /// When discovery first failed (cleared by no success: once discovered, the snapshot
+    /// answers). Past [`FAST_FAIL_AFTER`] of failing, requests fail at once.
+    failing_since: Mutex<Option<Instant>>,
     last_key_refresh: Mutex<Option<Instant>>,
     /// The keys skipped at the last fetch (logged when that changes).
     last_skipped: Mutex<Vec<String>>,
@@ -65,7 +70,7 @@ impl ProviderHandle {
             transport,
             current: ArcSwapOption::empty(),
             ready: tokio::sync::Notify::new(),
-            failed: std::sync::atomic::AtomicBool::new(false),
+            failing_since: Mutex::new(None),
             last_key_refresh: Mutex::new(None),
             last_skipped: Mutex::new(Vec::new()),
         })
@@ -100,26 +105,36 @@ impl ProviderHandle {
         self.current.load_full()
     }
 
-    /// The snapshot, waiting up to `limit` for the first discovery attempt; once an
-    /// attempt has failed, `NotReady` at once until one succeeds (a fast 503, not a hang).
+    /// The snapshot, waiting up to `limit` for the first discovery. A start-up race (the
+    /// IdP behind this same Envoy, whose listener is not up yet) is waited out; an IdP
+    /// that has been failing for [`FAST_FAIL_AFTER`] gets `NotReady` at once (a fast 503,
+    /// not a hang), until an attempt succeeds.
     pub async fn wait(&self, limit: Duration) -> Result<Arc<Provider>, IdpError> {
-        if let Some(p) = self.current() {
-            return Ok(p);
+        let deadline = Instant::now() + limit;
+        loop {
+            // Registered before the checks: a notification in between is not lost.
+            let notified = self.ready.notified();
+            if let Some(p) = self.current() {
+                return Ok(p);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.failing_for(FAST_FAIL_AFTER) {
+                return Err(IdpError::NotReady);
+            }
+            // Woken by each attempt's outcome, success or failure.
+            let _ = tokio::time::timeout(left, notified).await;
         }
-        let notified = self.ready.notified();
-        if let Some(p) = self.current() {
-            return Ok(p);
-        }
-        if self.has_failed() {
-            return Err(IdpError::NotReady);
-        }
-        let _ = tokio::time::timeout(limit, notified).await;
-        self.current().ok_or(IdpError::NotReady)
     }
 
-    /// Whether a discovery attempt has failed (readiness reports why it is not ready).
+    /// Whether discovery has failed at least once and not succeeded since (readiness
+    /// reports why it is not ready).
     pub fn has_failed(&self) -> bool {
-        self.failed.load(std::sync::atomic::Ordering::Relaxed)
+        self.failing_for(Duration::ZERO)
+    }
+
+    fn failing_for(&self, at_least: Duration) -> bool {
+        let since = self.failing_since.lock().unwrap_or_else(|p| p.into_inner());
+        since.is_some_and(|t| t.elapsed() >= at_least)
     }
 
     /// Fetches discovery and keys now and installs the result.
@@ -155,13 +170,17 @@ impl ProviderHandle {
         loop {
             match self.refresh().await {
                 Ok(_) => {
+                    *self.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     tracing::info!(issuer = %self.settings.issuer, "identity provider discovered");
                     break;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, issuer = %self.settings.issuer, retry_ms = delay.as_millis() as u64, "discovery failed");
-                    self.failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    // Waiting requests give up now rather than at their bound.
+                    self.failing_since
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert_with(Instant::now);
+                    // Waiting requests look again: past the fast-fail point they give up.
                     self.ready.notify_waiters();
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
