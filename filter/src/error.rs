@@ -26,9 +26,14 @@ pub enum IdpError {
     /// The discovery document or key set does not parse.
     #[error("discovery document invalid: {0}")]
     Discovery(#[source] serde_json::Error),
-    /// The discovery document names another issuer.
-    #[error("discovery document issuer does not match the configured issuer")]
-    IssuerMismatch,
+    /// The discovery document names another issuer (often a trailing slash apart).
+    #[error("the discovery document's issuer {discovered:?} is not the configured issuer {configured:?} (compared exactly: set `issuer` to the discovered value)")]
+    IssuerMismatch {
+        /// Our `issuer` setting.
+        configured: String,
+        /// What the document says.
+        discovered: String,
+    },
     /// Discovery has not succeeded yet.
     #[error("identity provider not discovered yet")]
     NotReady,

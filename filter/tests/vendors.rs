@@ -78,3 +78,39 @@ async fn a_new_signing_key_at_the_callback_is_fetched() {
     let after = setup.op.calls().await["jwks"].as_u64().expect("count");
     assert_eq!(after, before + 1, "one fetch for the unknown kid");
 }
+
+/// Step 3 of OIDC Core §3.1.3.7: an ID token for us and others (Auth0 with an API
+/// audience, Entra with a resource) is valid only when the others are trusted, and names
+/// us as `azp`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_audiences_need_azp_us_and_trust() {
+    let profile = json!({"id_token": {"aud": [support::CLIENT_ID, "https://api.example"], "azp": support::CLIENT_ID}});
+    let strict = VendorSetup::start(profile.clone(), json!({})).await;
+    let pages = strict.login(&Browser::new(), "/").await;
+    let last = pages.last().expect("page");
+    assert_eq!(last.status, 502, "an untrusted audience: {}", last.body);
+    assert!(strict.envoy.log().contains("is not trusted"), "the log says why");
+    let trusting = VendorSetup::start(profile, json!({"trusted_audiences": ["https://api.example"]})).await;
+    let s = seen(&trusting.login(&Browser::new(), "/").await);
+    assert_eq!(s.header("x-auth-request-user").as_deref(), Some("johndoe"));
+}
+
+/// An issuer configured with a trailing slash the IdP does not use (or the reverse): one
+/// clear log line naming both values, and requests get a quick 503 page, not a wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_a_slash_apart_is_named_in_the_log() {
+    let op = support::VendorOp::start().await;
+    let configured = format!("{}/", op.issuer);
+    let setup = support::VendorSetup::start_at(op, &configured, json!({})).await;
+    let logged = support::eventually(std::time::Duration::from_secs(5), || async {
+        let log = setup.envoy.log();
+        log.contains(&format!("{:?}", setup.op.issuer)) && log.contains(&format!("{configured:?}"))
+    })
+    .await;
+    assert!(logged, "both issuers named:\n{}", setup.envoy.log());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
+    let page = &Browser::new().navigate(&setup.url("/")).await[0];
+    assert_eq!(page.status, 503);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}

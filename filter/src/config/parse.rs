@@ -127,6 +127,7 @@ fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
         jwks_min_refresh: Duration::from_secs(raw.provider.jwks_min_refresh_secs),
         timeout: Duration::from_millis(raw.timeouts.idp_ms),
         clock_skew: Duration::from_secs(raw.provider.clock_skew_secs),
+        trusted_audiences: raw.trusted_audiences.clone(),
     })
 }
 

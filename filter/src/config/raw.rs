@@ -22,6 +22,8 @@ pub(super) struct Raw {
     #[serde(default)]
     pub(super) extra_authorize_params: BTreeMap<String, String>,
     #[serde(default)]
+    pub(super) trusted_audiences: Vec<String>,
+    #[serde(default)]
     pub(super) cookie: RawCookie,
     pub(super) session: RawSession,
     #[serde(default)]

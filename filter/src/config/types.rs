@@ -126,6 +126,8 @@ pub struct ProviderSettings {
     pub timeout: Duration,
     /// Clock difference tolerated with the IdP on `exp`, `nbf` and `iat`.
     pub clock_skew: Duration,
+    /// Audiences an ID token may name beside us (OIDC Core §3.1.3.7 step 3).
+    pub trusted_audiences: Vec<String>,
 }
 
 /// The filter's own endpoints (exact paths).

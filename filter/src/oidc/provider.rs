@@ -203,7 +203,10 @@ impl ProviderHandle {
         let extra: serde_json::Value = serde_json::from_slice(&doc).map_err(IdpError::Discovery)?;
         // OIDC Discovery §4.3: the issuer in the document MUST exactly match.
         if metadata.issuer().as_str() != s.issuer {
-            return Err(IdpError::IssuerMismatch);
+            return Err(IdpError::IssuerMismatch {
+                configured: s.issuer.clone(),
+                discovered: metadata.issuer().to_string(),
+            });
         }
         let keys = self.get_json(metadata.jwks_uri().as_str(), None).await?;
         let (jwks, kept, skipped) = usable_keys(&keys)?;
@@ -224,7 +227,8 @@ impl ProviderHandle {
             .as_str()
             .and_then(|u| Url::parse(u).ok());
         let token_endpoint = metadata.token_endpoint().map(|u| u.url().clone());
-        let redirect = RedirectUrl::new(s.redirect_uri.to_string()).map_err(|_| IdpError::IssuerMismatch)?;
+        let redirect = RedirectUrl::new(s.redirect_uri.to_string())
+            .map_err(|e| IdpError::Malformed(format!("redirect_uri: {e}")))?;
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(s.client_id.clone()),

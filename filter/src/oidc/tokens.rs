@@ -73,6 +73,15 @@ impl Audience {
         matches!(self, Audience::Many(all) if all.len() > 1)
     }
 
+    /// The audiences besides `us`.
+    fn others<'a>(&'a self, us: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let all: &[String] = match self {
+            Audience::One(a) => std::slice::from_ref(a),
+            Audience::Many(all) => all,
+        };
+        all.iter().map(String::as_str).filter(move |a| *a != us)
+    }
+
     /// Whether it names any of `wanted`.
     pub fn any_of(&self, wanted: &[String]) -> bool {
         match self {
@@ -266,6 +275,14 @@ impl<'a> Verifier<'a> {
         }
         if claims.azp.as_deref().is_some_and(|azp| azp != client_id) {
             return Err(invalid("azp is another client"));
+        }
+        // Step 3: audiences besides us only when trusted (`trusted_audiences`).
+        if let Some(other) = claims
+            .aud
+            .others(client_id)
+            .find(|a| !self.settings.trusted_audiences.iter().any(|t| t == a))
+        {
+            return Err(invalid(format!("audience {other:?} is not trusted")));
         }
         // Step 11: the nonce we sent, compared in constant time.
         if let Some(nonce) = check.nonce {

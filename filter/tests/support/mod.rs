@@ -205,10 +205,21 @@ impl VendorSetup {
     pub async fn start(profile: Value, extra: Value) -> VendorSetup {
         let op = VendorOp::start().await;
         op.behave(profile).await;
+        Self::start_at(op, "", extra).await
+    }
+
+    /// Starts Envoy against a running OP, with `issuer` configured as the filter's issuer
+    /// (the OP's own, or a wrong one); waits for discovery only when they are the same.
+    pub async fn start_at(op: VendorOp, issuer: &str, extra: Value) -> VendorSetup {
+        let issuer = if issuer.is_empty() {
+            op.issuer.clone()
+        } else {
+            issuer.to_owned()
+        };
         let echo = Echo::start().await;
         let base = format!("http://127.0.0.1:{}", free_port());
         let mut config = json!({
-            "issuer": op.issuer,
+            "issuer": issuer,
             "client_id": CLIENT_ID,
             "client_secret": {"inline": CLIENT_SECRET},
             "redirect_uri": format!("{base}/oauth2/callback"),
@@ -218,11 +229,13 @@ impl VendorSetup {
         merge(&mut config, &extra);
         let yaml = demo_yaml(&base, &config.to_string(), echo.port);
         let envoy = Envoy::start(&testkit::envoy::module_dir("envoy_oidc"), move |_| yaml).await;
-        let discovered = eventually(Duration::from_secs(10), || async {
-            envoy.log().contains("identity provider discovered")
-        })
-        .await;
-        assert!(discovered, "filter discovered the vendor OP:\n{}", envoy.log());
+        if issuer == op.issuer {
+            let discovered = eventually(Duration::from_secs(10), || async {
+                envoy.log().contains("identity provider discovered")
+            })
+            .await;
+            assert!(discovered, "filter discovered the vendor OP:\n{}", envoy.log());
+        }
         VendorSetup { op, echo, envoy }
     }
 
