@@ -114,3 +114,18 @@ async fn an_issuer_a_slash_apart_is_named_in_the_log() {
     assert_eq!(page.status, 503);
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
+
+/// An access token living less than the refresh leeway (20 s against 30 s): refreshed
+/// once it is past half its life, not on every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_access_tokens_are_not_refreshed_on_every_request() {
+    let setup = VendorSetup::start(json!({"token_response": {"expires_in": 20}}), json!({})).await;
+    let b = Browser::new();
+    seen(&setup.login(&b, "/").await);
+    for _ in 0..5 {
+        seen(&b.navigate(&setup.url("/again")).await);
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    }
+    let refreshes = setup.op.calls().await["refresh"].as_u64().expect("count");
+    assert_eq!(refreshes, 0, "5 requests within the first half of the token's life");
+}

@@ -92,6 +92,40 @@ pub struct Session {
     pub absolute_expires_at: u64,
     /// The session ends at this time unless used again.
     pub idle_expires_at: u64,
+    /// When the current access token was received (its lifetime bounds how early it is
+    /// refreshed). Last, so records written before it existed still decode (as `V1`).
+    pub access_received_at: Option<u64>,
+}
+
+/// A session as stored before `access_received_at` existed; read, never written.
+#[derive(Deserialize)]
+pub(crate) struct SessionV1 {
+    subject: String,
+    issuer: String,
+    sid: Option<String>,
+    claims: Claims,
+    tokens: Tokens,
+    created_at: u64,
+    last_used_at: u64,
+    absolute_expires_at: u64,
+    idle_expires_at: u64,
+}
+
+impl From<SessionV1> for Session {
+    fn from(v: SessionV1) -> Self {
+        Session {
+            subject: v.subject,
+            issuer: v.issuer,
+            sid: v.sid,
+            claims: v.claims,
+            tokens: v.tokens,
+            created_at: v.created_at,
+            last_used_at: v.last_used_at,
+            absolute_expires_at: v.absolute_expires_at,
+            idle_expires_at: v.idle_expires_at,
+            access_received_at: None,
+        }
+    }
 }
 
 /// Session lifetimes.
@@ -125,6 +159,7 @@ impl Session {
             last_used_at: now,
             absolute_expires_at: absolute,
             idle_expires_at: now.saturating_add(life.idle_secs).min(absolute),
+            access_received_at: Some(now),
         }
     }
 

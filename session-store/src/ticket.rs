@@ -13,7 +13,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::keys::{KeyRing, RingKey};
 use crate::secret::Key32;
-use crate::session::{Session, MAX_SESSION_BYTES};
+use crate::session::{Session, SessionV1, MAX_SESSION_BYTES};
 
 /// A session id: 128 random bits, a bearer secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -193,5 +193,74 @@ pub fn decrypt_record(ticket: &Ticket, key: &StoreKey, record: &[u8]) -> Result<
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &key.0 })
             .map_err(|_| RecordError::Tampered)?,
     );
-    postcard::from_bytes(&plain).map_err(|_| RecordError::Tampered)
+    postcard::from_bytes(&plain)
+        .or_else(|_| postcard::from_bytes::<SessionV1>(&plain).map(Session::from))
+        .map_err(|_| RecordError::Tampered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::AccessToken;
+    use crate::session::{Claims, Tokens};
+
+    /// The stored layout before `access_received_at`, to write a record as old versions did.
+    #[derive(Serialize)]
+    struct V1<'a> {
+        subject: &'a str,
+        issuer: &'a str,
+        sid: Option<&'a str>,
+        claims: Claims,
+        tokens: Tokens,
+        created_at: u64,
+        last_used_at: u64,
+        absolute_expires_at: u64,
+        idle_expires_at: u64,
+    }
+
+    #[test]
+    fn records_written_before_access_received_at_still_decrypt() {
+        let ticket = Ticket::generate().expect("random");
+        let key = StoreKey([7; 32]);
+        let tokens = Tokens {
+            access: AccessToken::new("at".into()),
+            access_expires_at: Some(500),
+            refresh: None,
+            id_token: None,
+        };
+        let old = V1 {
+            subject: "alice",
+            issuer: "https://idp",
+            sid: None,
+            claims: Claims::default(),
+            tokens,
+            created_at: 100,
+            last_used_at: 200,
+            absolute_expires_at: 1000,
+            idle_expires_at: 900,
+        };
+        let plain = postcard::to_stdvec(&old).expect("encode");
+        let cipher = Aes256Gcm::new_from_slice(ticket.data_key.secret()).expect("key");
+        let nonce = [1u8; NONCE_LEN];
+        let ct = cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &key.0,
+                },
+            )
+            .expect("encrypt");
+        let record = [nonce.as_slice(), &ct].concat();
+        let s = decrypt_record(&ticket, &key, &record).expect("an old record decrypts");
+        assert_eq!(
+            (s.subject.as_str(), s.last_used_at, s.access_received_at),
+            ("alice", 200, None)
+        );
+        // And a new one round-trips with the field.
+        let mut new = s.clone();
+        new.access_received_at = Some(300);
+        let back = decrypt_record(&ticket, &key, &encrypt_record(&ticket, &key, &new).expect("seal")).expect("open");
+        assert_eq!(back.access_received_at, Some(300));
+    }
 }

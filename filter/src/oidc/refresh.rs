@@ -38,12 +38,18 @@ impl RefreshOutcome {
     }
 }
 
-/// Whether the session's access token should be refreshed now.
+/// Whether the session's access token should be refreshed now: within the leeway of its
+/// expiry, the leeway being at most half the token's lifetime (a token living 20 s with a
+/// 30 s leeway would otherwise be refreshed on every request).
 pub fn due(policy: &RefreshSettings, s: &Session, now: u64) -> bool {
     s.tokens.refresh.is_some()
-        && s.tokens
-            .access_expires_at
-            .is_some_and(|exp| exp <= now + policy.leeway.as_secs())
+        && s.tokens.access_expires_at.is_some_and(|exp| {
+            let leeway = policy.leeway.as_secs();
+            let leeway = s
+                .access_received_at
+                .map_or(leeway, |got| leeway.min(exp.saturating_sub(got) / 2));
+            exp <= now + leeway
+        })
 }
 
 /// What a refresh needs, and nothing more (cheap to clone: handles).
@@ -189,6 +195,7 @@ async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shar
             let mut s = (*current).clone();
             s.tokens.access = session_store::AccessToken::new(token.access_token.clone());
             s.tokens.access_expires_at = token.expires_in.map(|secs| now + secs);
+            s.access_received_at = Some(now);
             if let Some(r) = token.refresh_token.clone() {
                 s.tokens.refresh = Some(RefreshToken::new(r));
             }
