@@ -13,7 +13,7 @@ use crate::session::identity;
 
 /// A valid bearer token meets the route's rules: admit it.
 pub fn for_bearer(gw: &Gateway, token: &Verified<AccessTokenClaims>, route: &RouteSettings) -> Decision {
-    let selected = claims::select(&gw.settings, &[&token.payload]);
+    let selected = claims::select(&gw.claim_names, &[&token.payload]);
     if let Some(name) = claims::unusable(&selected) {
         return invalid_bearer(format!("claim {name:?} has control characters"));
     }

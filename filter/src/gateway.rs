@@ -30,6 +30,8 @@ pub struct Gateway {
     pub refresher: Refresher,
     /// Opaque bearer tokens' introspection answers, when enabled.
     pub introspector: Option<Introspector>,
+    /// The claims kept from tokens and userinfo.
+    pub claim_names: Arc<[String]>,
     /// Now.
     pub clock: Arc<dyn Clock>,
     /// This app's origin (`scheme://host[:port]` of the redirect URI), for same-origin
@@ -99,6 +101,7 @@ impl Gateway {
         });
         let origin = settings.provider.redirect_uri.origin().ascii_serialization();
         let introspector = settings.bearer.introspection.as_ref().map(Introspector::new);
+        let claim_names = crate::oidc::claims::wanted(&settings);
         Ok(Arc::new(Self {
             origin,
             settings,
@@ -108,6 +111,7 @@ impl Gateway {
             metrics,
             refresher: Refresher::default(),
             introspector,
+            claim_names,
             clock,
             background,
         }))
@@ -122,6 +126,8 @@ impl Gateway {
             lifetimes: self.settings.session.lifetimes,
             startup_wait: self.settings.timeouts.startup_wait,
             clock: self.clock.clone(),
+            claim_names: self.claim_names.clone(),
+            authz: self.settings.authz.clone(),
         }
     }
 }

@@ -129,3 +129,27 @@ async fn short_lived_access_tokens_are_not_refreshed_on_every_request() {
     let refreshes = setup.op.calls().await["refresh"].as_u64().expect("count");
     assert_eq!(refreshes, 0, "5 requests within the first half of the token's life");
 }
+
+/// Claims follow the IdP: a user removed from `admins` loses the header and `/admin` at
+/// the next refresh (bounded by half the access token's life), not at the next login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_follow_the_idp_at_each_refresh() {
+    let admin = json!({"groups": ["admins"]});
+    let setup = VendorSetup::start(
+        json!({"id_token": admin, "userinfo": admin, "token_response": {"expires_in": 4}}),
+        json!({}),
+    )
+    .await;
+    let b = Browser::new();
+    seen(&setup.login(&b, "/").await);
+    assert_eq!(b.navigate(&setup.url("/admin/panel")).await[0].status, 200);
+    let none = json!({"groups": []});
+    setup
+        .op
+        .behave(json!({"id_token": none, "userinfo": none, "token_response": {"expires_in": 4}}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let page = &b.navigate(&setup.url("/admin/panel")).await[0];
+    assert_eq!(page.status, 403, "removed from admins at the IdP");
+    assert!(setup.op.calls().await["refresh"].as_u64().expect("count") >= 1);
+}

@@ -24,6 +24,10 @@ impl Claims {
             Err(i) => self.0.insert(i, (name, values)),
         }
     }
+    /// Removes a claim.
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|(n, _)| n != name);
+    }
     /// Every value of a claim.
     pub fn get(&self, name: &str) -> Option<&[String]> {
         self.0

@@ -91,6 +91,7 @@ impl Settings {
             refresh: RefreshSettings {
                 leeway: Duration::from_secs(raw.refresh.leeway_secs),
                 lock_ttl: Duration::from_millis(raw.refresh.lock_ttl_ms.max(100)),
+                userinfo: raw.refresh.userinfo,
             },
             max_in_flight: raw.max_in_flight,
             access_log_user: raw.access_log_user,

@@ -346,6 +346,7 @@ impl Default for RawTimeouts {
 pub(super) struct RawRefresh {
     pub(super) leeway_secs: u64,
     pub(super) lock_ttl_ms: u64,
+    pub(super) userinfo: bool,
 }
 
 impl Default for RawRefresh {
@@ -353,6 +354,7 @@ impl Default for RawRefresh {
         Self {
             leeway_secs: 30,
             lock_ttl_ms: 10_000,
+            userinfo: true,
         }
     }
 }

@@ -310,6 +310,9 @@ pub struct RefreshSettings {
     pub leeway: Duration,
     /// Cross-replica lock lifetime.
     pub lock_ttl: Duration,
+    /// Fetch userinfo again at each refresh (claims follow the IdP even when it puts them
+    /// only there).
+    pub userinfo: bool,
 }
 
 /// The whole validated config.

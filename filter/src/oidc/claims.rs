@@ -15,18 +15,21 @@ fn strings(v: &Value) -> Vec<String> {
     }
 }
 
-/// The claims the filter keeps: those it turns into headers or checks in rules.
-pub fn select(settings: &Settings, sources: &[&Map<String, Value>]) -> Claims {
-    let mut wanted: Vec<&str> = vec![
-        "email",
-        "email_verified",
-        "preferred_username",
-        "name",
-        &settings.authz.groups_claim,
-    ];
-    wanted.extend(settings.headers.claims.iter().map(|(c, _)| c.as_str()));
+/// The names of the claims the filter keeps: those it turns into headers or checks in
+/// rules (built once per config).
+pub fn wanted(settings: &Settings) -> std::sync::Arc<[String]> {
+    let mut names: Vec<String> = ["email", "email_verified", "preferred_username", "name"]
+        .map(String::from)
+        .to_vec();
+    names.push(settings.authz.groups_claim.clone());
+    names.extend(settings.headers.claims.iter().map(|(c, _)| c.clone()));
+    names.into()
+}
+
+/// The kept claims from `sources`; a later source (userinfo) wins over an earlier one.
+pub fn select(wanted: &[String], sources: &[&Map<String, Value>]) -> Claims {
     let mut claims = Claims::default();
-    for name in wanted {
+    for name in wanted.iter().map(String::as_str) {
         // Later sources (userinfo) win over earlier ones (ID token).
         if let Some(v) = sources.iter().rev().find_map(|s| s.get(name)) {
             let values = strings(v);
@@ -48,6 +51,21 @@ pub fn unusable(claims: &Claims) -> Option<&str> {
     })
 }
 
+/// `base` with every kept claim `source` names replaced by its value there (removed when
+/// it names it empty): a userinfo answer after a refresh that brought no ID token.
+pub fn overlay(wanted: &[String], base: &Claims, source: &Map<String, Value>) -> Claims {
+    let mut out = base.clone();
+    for name in wanted.iter().filter(|n| source.contains_key(n.as_str())) {
+        let values = source.get(name).map(strings).unwrap_or_default();
+        if values.is_empty() {
+            out.remove(name);
+        } else {
+            out.insert(name.as_str(), values);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +77,18 @@ mod tests {
         assert_eq!(unusable(&c), None);
         c.insert("groups", vec!["ok".into(), "evil\r\nx-admin: 1".into()]);
         assert_eq!(unusable(&c), Some("groups"));
+    }
+
+    #[test]
+    fn overlay_replaces_and_removes_what_the_source_names() {
+        let wanted: Vec<String> = vec!["email".into(), "groups".into()];
+        let mut base = Claims::default();
+        base.insert("email", vec!["a@x".into()]);
+        base.insert("groups", vec!["admins".into()]);
+        let info = serde_json::json!({"sub": "a", "groups": []});
+        let out = overlay(&wanted, &base, info.as_object().expect("object"));
+        assert_eq!(out.get("groups"), None, "removed from every group");
+        assert_eq!(out.first("email"), Some("a@x"), "not named: kept");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::oidc::login::FlowState;
 use crate::oidc::provider::Provider;
 use crate::oidc::token_endpoint::{self, TokenEndpointError};
 use crate::oidc::tokens::{IdTokenCheck, TokenError, Verifier};
+use crate::oidc::userinfo::{self, UserinfoError};
 use crate::session::identity;
 
 /// A completed login: the session cookie to set.
@@ -75,8 +76,13 @@ async fn exchange_and_validate(
     }
     let id_token = verified.map_err(|e| CallbackError::IdTokenInvalid(e.to_string()))?;
     let subject = id_token.claims().sub.clone();
-    let userinfo = fetch_userinfo(gw, p, &token.access_token, &subject).await?;
-    let claims = claims::select(&gw.settings, &[id_token.payload(), &userinfo]);
+    let userinfo = userinfo::fetch(&gw.provider, p, &token.access_token, &subject)
+        .await
+        .map_err(|e| match e {
+            UserinfoError::Idp(inner) => CallbackError::Idp(inner),
+            UserinfoError::Invalid(why) => CallbackError::UserInfo(why),
+        })?;
+    let claims = claims::select(&gw.claim_names, &[id_token.payload(), &userinfo]);
     // Hostile or broken claims end here, with a page saying why, not in Envoy's codec.
     if let Some(name) = claims::unusable(&claims) {
         return Err(CallbackError::ClaimsInvalid(name.to_owned()));
@@ -101,29 +107,4 @@ async fn exchange_and_validate(
         now,
         gw.settings.session.lifetimes,
     ))
-}
-
-/// Userinfo as JSON (it carries non-standard claims such as `groups`); empty when the IdP
-/// has no userinfo endpoint.
-async fn fetch_userinfo(
-    gw: &Gateway,
-    p: &Provider,
-    access_token: &str,
-    subject: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>, CallbackError> {
-    let Some(url) = p.client.user_info_url() else {
-        return Ok(serde_json::Map::new());
-    };
-    let bytes = match gw.provider.get_json(url.as_str(), Some(access_token)).await {
-        Ok(b) => b,
-        Err(crate::error::IdpError::Status(status)) => return Err(CallbackError::UserInfo(format!("HTTP {status}"))),
-        Err(e) => return Err(CallbackError::Idp(e)),
-    };
-    let info: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes).map_err(|e| CallbackError::UserInfo(e.to_string()))?;
-    // OIDC Core 5.3.2: the userinfo `sub` MUST match the ID token's (token substitution).
-    if info.get("sub").and_then(|s| s.as_str()) != Some(subject) {
-        return Err(CallbackError::UserInfo("sub differs from the ID token".into()));
-    }
-    Ok(info)
 }

@@ -10,3 +10,4 @@ pub mod refresh;
 pub mod token_endpoint;
 pub mod tokens;
 pub mod transport;
+pub mod userinfo;

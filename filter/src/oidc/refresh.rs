@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use session_store::{IdToken, Lifetimes, OpenedTicket, RefreshToken, Session, Sessions, StoreKey};
 
+use crate::authz;
 use crate::clock::Clock;
-use crate::config::RefreshSettings;
+use crate::config::{AuthzRules, RefreshSettings};
 use crate::oidc::provider::ProviderHandle;
 use crate::oidc::token_endpoint::{self, TokenEndpointError};
 use crate::oidc::tokens::{IdTokenCheck, TokenError, Verifier};
+use crate::oidc::{claims, userinfo};
 
 /// How a refresh ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +69,10 @@ pub struct RefreshContext {
     pub startup_wait: Duration,
     /// Now.
     pub clock: Arc<dyn Clock>,
+    /// The claims kept (updated from a refreshed ID token and userinfo).
+    pub claim_names: Arc<[String]>,
+    /// The login rules, checked again with the updated claims.
+    pub authz: AuthzRules,
 }
 
 /// A refresh result as shared between coalesced callers.
@@ -170,6 +176,7 @@ async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shar
             // OIDC Core §12.2: a new ID token is verified like the first (signature, iss,
             // aud, azp, exp, iat) and names the same user; otherwise nothing is stored.
             let mut id_token = None;
+            let mut id_claims = None;
             if let Some(raw) = token.id_token.as_deref() {
                 let access = token.access_token.as_str();
                 let verify = |p: &crate::oidc::provider::Provider| {
@@ -186,12 +193,16 @@ async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shar
                         verified = verify(&fresh);
                     }
                 }
-                if let Err(e) = verified {
-                    tracing::warn!(error = %e, "refreshed ID token refused; the session keeps its tokens");
-                    return (Some(current), RefreshOutcome::Failed);
+                match verified {
+                    Ok(v) => id_claims = Some(v.payload().clone()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "refreshed ID token refused; the session keeps its tokens");
+                        return (Some(current), RefreshOutcome::Failed);
+                    }
                 }
                 id_token = Some(IdToken::new(raw.to_owned()));
             }
+            let claims = updated_claims(cx, &provider, &current, id_claims.as_ref(), &token.access_token).await;
             let mut s = (*current).clone();
             s.tokens.access = session_store::AccessToken::new(token.access_token.clone());
             s.tokens.access_expires_at = token.expires_in.map(|secs| now + secs);
@@ -201,6 +212,17 @@ async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shar
             }
             if id_token.is_some() {
                 s.tokens.id_token = id_token;
+            }
+            if let Some(claims) = claims {
+                // Claims follow the IdP: a user it no longer lets in is out now.
+                if !authz::allowed_at_login(&cx.authz, &claims) {
+                    tracing::info!(subject = %s.subject, "refreshed claims no longer meet the login rules: ending the session");
+                    if let Err(e) = cx.sessions.delete(t).await {
+                        tracing::warn!(error = %e, "ended session could not be deleted (it expires by itself)");
+                    }
+                    return (None, RefreshOutcome::Ended);
+                }
+                s.claims = claims;
             }
             s.touch(now, cx.lifetimes);
             match cx.sessions.save(t, s, now).await {
@@ -222,5 +244,36 @@ async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shar
             tracing::warn!(error = %e, "refresh failed; keeping the session until its token expires");
             (Some(current), RefreshOutcome::Failed)
         }
+    }
+}
+
+/// The session's claims after a refresh: a new verified ID token (with userinfo when
+/// configured) replaces them; userinfo alone overlays what it names; `None` keeps the old
+/// ones (nothing new, or userinfo failed: the claims then follow at the next refresh).
+async fn updated_claims(
+    cx: &RefreshContext,
+    provider: &crate::oidc::provider::Provider,
+    current: &Session,
+    id_claims: Option<&serde_json::Map<String, serde_json::Value>>,
+    access_token: &str,
+) -> Option<session_store::Claims> {
+    let info = if cx.policy.userinfo {
+        match userinfo::fetch(&cx.provider, provider, access_token, &current.subject).await {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::warn!(error = %e, "userinfo after refresh failed; claims kept until the next refresh");
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    match (id_claims, &info) {
+        (Some(id), info) => {
+            let sources: Vec<_> = std::iter::once(id).chain(info.as_ref()).collect();
+            Some(claims::select(&cx.claim_names, &sources))
+        }
+        (None, Some(info)) => Some(claims::overlay(&cx.claim_names, &current.claims, info)),
+        (None, None) => None,
     }
 }
