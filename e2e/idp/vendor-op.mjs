@@ -11,14 +11,14 @@
 //     discovery: {...}                  merged into the discovery document
 //     jwks_extra: [jwk, ...]            published beside the real keys (keys we never sign with)
 //     rotate_key: true                  a new signing key, published from now on
-//   GET /__test/calls → {token, refresh, userinfo, jwks}
+//   GET /__test/calls → {token, refresh, userinfo, jwks, last_auth, last_basic, last_assertion}
 import { Events, OAuth2Server } from 'oauth2-mock-server';
 
 const port = Number(process.env.IDP_PORT || 9100);
 const server = new OAuth2Server();
 await server.issuer.keys.generate('RS256', { kid: 'k1' });
 let profile = {};
-const calls = { token: 0, refresh: 0, userinfo: 0, jwks: 0 };
+const calls = { token: 0, refresh: 0, userinfo: 0, jwks: 0, last_auth: null, last_basic: null, last_assertion: null };
 
 const merge = (target, extra) => {
   for (const [k, v] of Object.entries(extra ?? {})) {
@@ -59,6 +59,12 @@ service.on(Events.BeforeTokenSigning, (token) => {
 });
 service.on(Events.BeforeResponse, (response, req) => {
   calls.token += 1;
+  // How the client authenticated (the mock itself accepts anything; tests check it).
+  const basic = (req.headers.authorization ?? '').match(/^Basic (.+)$/);
+  calls.last_basic = basic ? Buffer.from(basic[1], 'base64').toString() : null;
+  calls.last_assertion = req.body?.client_assertion ?? null;
+  calls.last_auth = basic ? 'client_secret_basic' : req.body?.client_secret ? 'client_secret_post'
+    : req.body?.client_assertion ? 'private_key_jwt' : 'none';
   if (req.body?.grant_type === 'refresh_token') calls.refresh += 1;
   merge(response.body, profile.token_response);
 });

@@ -153,3 +153,89 @@ async fn claims_follow_the_idp_at_each_refresh() {
     assert_eq!(page.status, 403, "removed from admins at the IdP");
     assert!(setup.op.calls().await["refresh"].as_u64().expect("count") >= 1);
 }
+
+async fn last_auth(setup: &VendorSetup) -> serde_json::Value {
+    setup.op.calls().await
+}
+
+/// Client authentication: Basic with the id and secret form-encoded first (a secret with
+/// reserved characters arrives intact at IdPs that decode it), the form when configured
+/// or when discovery lists only that, and a signed assertion (RFC 7523).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_authentication_methods() {
+    let secret = "a:b%c+d/e";
+    let basic = VendorSetup::start(json!({}), json!({"client_secret": {"inline": secret}})).await;
+    seen(&basic.login(&Browser::new(), "/").await);
+    let calls = last_auth(&basic).await;
+    assert_eq!(calls["last_auth"], "client_secret_basic");
+    assert_eq!(calls["last_basic"], format!("{}:a%3Ab%25c%2Bd%2Fe", support::CLIENT_ID));
+
+    let post = VendorSetup::start(json!({}), json!({"client_auth": {"method": "client_secret_post"}})).await;
+    seen(&post.login(&Browser::new(), "/").await);
+    assert_eq!(last_auth(&post).await["last_auth"], "client_secret_post");
+
+    let listed = json!({"discovery": {"token_endpoint_auth_methods_supported": ["client_secret_post"]}});
+    let auto = VendorSetup::start(listed, json!({})).await;
+    seen(&auto.login(&Browser::new(), "/").await);
+    assert_eq!(
+        last_auth(&auto).await["last_auth"],
+        "client_secret_post",
+        "auto follows discovery"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_signs_a_fresh_assertion_for_the_token_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("client.pem");
+    let public = dir.path().join("client.pub.pem");
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl")
+        .success()
+        && std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&public)
+            .status()
+            .expect("openssl")
+            .success();
+    assert!(ok, "key generated");
+    let extra = json!({"client_secret": null, "client_auth": {"method": "private_key_jwt",
+        "private_key": {"file": key.display().to_string()}, "key_id": "gw-1"}});
+    let setup = VendorSetup::start(json!({}), extra).await;
+    seen(&setup.login(&Browser::new(), "/").await);
+    let calls = last_auth(&setup).await;
+    assert_eq!(calls["last_auth"], "private_key_jwt");
+    let assertion = calls["last_assertion"].as_str().expect("assertion");
+    let header = jsonwebtoken::decode_header(assertion).expect("header");
+    assert_eq!(
+        (header.alg, header.kid.as_deref()),
+        (jsonwebtoken::Algorithm::RS256, Some("gw-1"))
+    );
+    let pem = std::fs::read(&public).expect("public key");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_audience(&[format!("{}/token", setup.op.issuer)]);
+    v.set_issuer(&[support::CLIENT_ID]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        assertion,
+        &jsonwebtoken::DecodingKey::from_rsa_pem(&pem).expect("pem"),
+        &v,
+    )
+    .expect("signed by our key, for the token endpoint")
+    .claims;
+    assert_eq!(claims["sub"], support::CLIENT_ID);
+    assert!(claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat") <= 60);
+    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
+}

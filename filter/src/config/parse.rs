@@ -10,13 +10,16 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use super::fields::{abs_path, authorize_params, read_file};
-use super::raw::{Raw, RawApi, RawAuthz, RawCookie, RawRule, RawSession, RawStore};
+use super::raw::{Raw, RawApi, RawAuthz, RawClientAuth, RawCookie, RawRule, RawSession, RawStore};
 use super::types::{
     ApiMatcher, AuthzRules, BearerSettings, CookieSettings, ErrorPages, HeaderSettings, IntrospectionSettings,
     PassThrough, Paths, ProviderSettings, RefreshSettings, RouteSettings, Rule, SameSite, SessionSettings, Settings,
     SignOutSettings, StoreSettings, Timeouts,
 };
+use super::ClientSecret;
 use super::{err, ConfigError};
+use crate::oidc::client_auth::{ClientAuthMethod, SigningKey};
+use jsonwebtoken::{Algorithm, EncodingKey};
 
 impl Settings {
     /// Parses and validates the JSON config.
@@ -113,6 +116,20 @@ fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
     if redirect_uri.query().is_some() || redirect_uri.fragment().is_some() {
         return Err(err("redirect_uri", "must not have a query or fragment"));
     }
+    let client_secret = raw
+        .client_secret
+        .as_ref()
+        .map(|c| c.load().map_err(|e| err("client_secret", e)).map(ClientSecret::from))
+        .transpose()?;
+    let client_key = signing_key(&raw.client_auth)?;
+    match (raw.client_auth.method, client_secret.is_some(), client_key.is_some()) {
+        (ClientAuthMethod::PrivateKeyJwt, _, false) => {
+            return Err(err("client_auth.private_key", "required with private_key_jwt"))
+        }
+        (ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost, false, _)
+        | (ClientAuthMethod::Auto, false, false) => return Err(err("client_secret", "required")),
+        _ => {}
+    }
     let mut scopes = raw.scopes.clone();
     if !scopes.iter().any(|s| s == "openid") {
         scopes.insert(0, "openid".into());
@@ -120,7 +137,9 @@ fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
     Ok(ProviderSettings {
         issuer: raw.issuer.clone(),
         client_id: raw.client_id.clone(),
-        client_secret: raw.client_secret.load().map_err(|e| err("client_secret", e))?.into(),
+        client_secret,
+        client_auth: raw.client_auth.method,
+        client_key,
         redirect_uri,
         scopes,
         extra_authorize_params: authorize_params(raw.extra_authorize_params.clone())?,
@@ -130,6 +149,36 @@ fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
         clock_skew: Duration::from_secs(raw.provider.clock_skew_secs),
         trusted_audiences: raw.trusted_audiences.clone(),
     })
+}
+
+/// The private key of `private_key_jwt`, loaded now so a bad key fails the config load.
+fn signing_key(raw: &RawClientAuth) -> Result<Option<SigningKey>, ConfigError> {
+    let Some(source) = &raw.private_key else {
+        return Ok(None);
+    };
+    let pem = source.load().map_err(|e| err("client_auth.private_key", e))?;
+    let (alg, key) = match raw.algorithm.as_str() {
+        "RS256" => (Algorithm::RS256, EncodingKey::from_rsa_pem(pem.as_bytes())),
+        "PS256" => (Algorithm::PS256, EncodingKey::from_rsa_pem(pem.as_bytes())),
+        "ES256" => (Algorithm::ES256, EncodingKey::from_ec_pem(pem.as_bytes())),
+        other => {
+            return Err(err(
+                "client_auth.algorithm",
+                format!("{other:?}: use RS256, PS256 or ES256"),
+            ))
+        }
+    };
+    let key = key.map_err(|e| {
+        err(
+            "client_auth.private_key",
+            format!("not a PEM {} key: {e}", raw.algorithm),
+        )
+    })?;
+    Ok(Some(SigningKey {
+        key,
+        alg,
+        kid: raw.key_id.clone(),
+    }))
 }
 
 impl TryFrom<RawCookie> for CookieSettings {

@@ -9,13 +9,17 @@ use super::secret::SecretSource;
 use super::types::{
     AccessLogUser, ClientAuthorization, CrossSiteSignOut, EncodedSeparators, EndSessionMethod, SameSite,
 };
+use crate::oidc::client_auth::ClientAuthMethod;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Raw {
     pub(super) issuer: String,
     pub(super) client_id: String,
-    pub(super) client_secret: SecretSource,
+    #[serde(default)]
+    pub(super) client_secret: Option<SecretSource>,
+    #[serde(default)]
+    pub(super) client_auth: RawClientAuth,
     pub(super) redirect_uri: String,
     #[serde(default = "default_scopes")]
     pub(super) scopes: Vec<String>,
@@ -58,6 +62,26 @@ pub(super) struct Raw {
 
 pub(super) fn default_readiness_path() -> String {
     "/oauth2/ready".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawClientAuth {
+    pub(super) method: ClientAuthMethod,
+    pub(super) private_key: Option<SecretSource>,
+    pub(super) key_id: Option<String>,
+    pub(super) algorithm: String,
+}
+
+impl Default for RawClientAuth {
+    fn default() -> Self {
+        Self {
+            method: ClientAuthMethod::Auto,
+            private_key: None,
+            key_id: None,
+            algorithm: "RS256".into(),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]

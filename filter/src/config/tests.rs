@@ -38,8 +38,8 @@ fn the_client_secret_never_prints() {
     let mut v = base();
     v["client_secret"] = serde_json::json!({"inline": "hunter2-very-secret"});
     let s = parse(v).expect("valid");
-    assert_eq!(format!("{:?}", s.provider.client_secret), "ClientSecret([redacted])");
-    assert_eq!(s.provider.client_secret.secret(), "hunter2-very-secret");
+    assert_eq!(format!("{:?}", s.provider.client_secret), "Some(ClientSecret([redacted]))");
+    assert_eq!(s.provider.client_secret.as_ref().map(|c| c.secret()), Some("hunter2-very-secret"));
 }
 
 #[test]
@@ -166,4 +166,22 @@ fn access_log_user_goes_where_configured() {
 fn secrets_never_show_in_debug() {
     let shown = format!("{:?}", SecretSource::Inline("hunter2".into()));
     assert!(!shown.contains("hunter2"));
+}
+
+#[test]
+fn client_authentication_needs_its_credential() {
+    let mut v = base();
+    v.as_object_mut().expect("object").remove("client_secret");
+    assert_eq!(field_of(v.clone()), "client_secret", "a secret or a key");
+    v["client_auth"] = serde_json::json!({"method": "private_key_jwt"});
+    assert_eq!(field_of(v.clone()), "client_auth.private_key");
+    v["client_auth"] = serde_json::json!({"method": "private_key_jwt", "private_key": {"inline": "not a pem"}});
+    assert_eq!(
+        field_of(v.clone()),
+        "client_auth.private_key",
+        "a key that does not load fails at load"
+    );
+    v["client_auth"] =
+        serde_json::json!({"method": "private_key_jwt", "private_key": {"inline": "x"}, "algorithm": "HS256"});
+    assert_eq!(field_of(v), "client_auth.algorithm");
 }

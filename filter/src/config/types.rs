@@ -110,8 +110,12 @@ pub struct ProviderSettings {
     pub issuer: String,
     /// OAuth client id.
     pub client_id: String,
-    /// OAuth client secret.
-    pub client_secret: super::ClientSecret,
+    /// OAuth client secret (not needed with `private_key_jwt`).
+    pub client_secret: Option<super::ClientSecret>,
+    /// How we authenticate to the token and introspection endpoints.
+    pub client_auth: crate::oidc::client_auth::ClientAuthMethod,
+    /// Our private key for `private_key_jwt`.
+    pub client_key: Option<crate::oidc::client_auth::SigningKey>,
     /// The exact redirect URI registered at the IdP.
     pub redirect_uri: Url,
     /// Scopes requested (always including `openid`).

@@ -90,7 +90,7 @@ impl Introspector {
             .as_ref()
             .ok_or(IdpError::NoEndpoint("introspection"))?;
         let form = [("token", token), ("token_type_hint", "access_token")];
-        let request = token_endpoint::form_post(endpoint.as_str(), provider.settings(), &form)?;
+        let request = token_endpoint::form_post(endpoint.as_str(), provider.settings(), snapshot.client_auth, &form)?;
         let body = provider.send_json(request).await?;
         let response: Response = serde_json::from_slice(&body).map_err(|e| IdpError::Malformed(e.to_string()))?;
         let payload: Map<String, Value> =

@@ -2,6 +2,7 @@
 
 pub mod access_tokens;
 pub mod claims;
+pub mod client_auth;
 pub mod code;
 pub mod introspect;
 pub mod login;

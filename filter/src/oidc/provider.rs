@@ -18,6 +18,7 @@ use url::Url;
 
 use crate::config::ProviderSettings;
 use crate::error::IdpError;
+use crate::oidc::client_auth::ClientAuth;
 use crate::oidc::tokens::ALLOWED_ALGS;
 use crate::oidc::transport::{get_json, IdpTransport};
 
@@ -39,6 +40,8 @@ pub struct Provider {
     pub introspection_endpoint: Option<Url>,
     /// The token endpoint.
     pub token_endpoint: Option<Url>,
+    /// How we authenticate there (and at introspection).
+    pub client_auth: ClientAuth,
     /// When the keys were fetched.
     pub fetched_at: Instant,
 }
@@ -227,12 +230,19 @@ impl ProviderHandle {
             .as_str()
             .and_then(|u| Url::parse(u).ok());
         let token_endpoint = metadata.token_endpoint().map(|u| u.url().clone());
+        let supported: Vec<String> = extra["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|m| m.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let client_auth = ClientAuth::choose(s.client_auth, s.client_key.is_some(), &supported);
         let redirect = RedirectUrl::new(s.redirect_uri.to_string())
             .map_err(|e| IdpError::Malformed(format!("redirect_uri: {e}")))?;
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(s.client_id.clone()),
-            Some(ClientSecret::new(s.client_secret.secret().to_owned())),
+            s.client_secret
+                .as_ref()
+                .map(|c| ClientSecret::new(c.secret().to_owned())),
         )
         .set_redirect_uri(redirect);
         Ok(Provider {
@@ -242,6 +252,7 @@ impl ProviderHandle {
             iss_parameter_supported,
             introspection_endpoint,
             token_endpoint,
+            client_auth,
             fetched_at: Instant::now(),
         })
     }

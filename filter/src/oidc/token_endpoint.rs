@@ -3,11 +3,11 @@
 //! bearer token type, JSON) and leniently where vendors are sloppy (`expires_in` as a
 //! string, extra fields). The ID token in it is verified separately (`tokens`).
 
-use base64::Engine;
 use serde::{Deserialize, Deserializer};
 
 use crate::config::ProviderSettings;
 use crate::error::IdpError;
+use crate::oidc::client_auth::ClientAuth;
 use crate::oidc::provider::{Provider, ProviderHandle};
 
 /// What the token endpoint answered.
@@ -108,10 +108,10 @@ async fn post(
     handle: &ProviderHandle,
     p: &Provider,
     s: &ProviderSettings,
-    form: &[(&str, &str)],
+    form: &[(&'static str, &str)],
 ) -> Result<TokenAnswer, TokenEndpointError> {
     let url = p.token_endpoint.as_ref().ok_or(IdpError::NoEndpoint("token"))?;
-    let request = form_post(url.as_str(), s, form)?;
+    let request = form_post(url.as_str(), s, p.client_auth, form)?;
     let response = handle.send(request).await?;
     let status = response.status();
     let body = response.body();
@@ -140,29 +140,27 @@ async fn post(
     }
 }
 
-/// A form POST with our client authentication: HTTP Basic with the id and secret each
-/// form-encoded first (RFC 6749 §2.3.1).
+/// A form POST with our client authentication (the method this IdP snapshot uses).
 pub fn form_post(
     url: &str,
     s: &ProviderSettings,
-    form: &[(&str, &str)],
+    auth: ClientAuth,
+    fields: &[(&'static str, &str)],
 ) -> Result<openidconnect::HttpRequest, IdpError> {
-    let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{}:{}",
-        enc(&s.client_id),
-        enc(s.client_secret.secret())
-    ));
+    let mut form: Vec<(&'static str, String)> = fields.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    let authorization = auth.apply(s, url, &mut form)?;
     let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
+        .extend_pairs(&form)
         .finish();
-    http::Request::builder()
+    let mut b = http::Request::builder()
         .method(http::Method::POST)
         .uri(url)
         .header(http::header::ACCEPT, "application/json")
-        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(http::header::AUTHORIZATION, format!("Basic {basic}"))
-        .body(body.into_bytes())
+        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(value) = authorization {
+        b = b.header(http::header::AUTHORIZATION, value);
+    }
+    b.body(body.into_bytes())
         .map_err(|e| IdpError::Malformed(e.to_string()))
 }
 
