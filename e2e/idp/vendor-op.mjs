@@ -15,7 +15,8 @@
 import { Events, OAuth2Server } from 'oauth2-mock-server';
 
 const port = Number(process.env.IDP_PORT || 9100);
-const server = new OAuth2Server();
+// IDP_TLS_KEY / IDP_TLS_CERT: serve HTTPS with this key and certificate.
+const server = process.env.IDP_TLS_KEY ? new OAuth2Server(process.env.IDP_TLS_KEY, process.env.IDP_TLS_CERT) : new OAuth2Server();
 await server.issuer.keys.generate('RS256', { kid: 'k1' });
 let profile = {};
 const calls = { token: 0, refresh: 0, userinfo: 0, jwks: 0, last_auth: null, last_basic: null, last_assertion: null };
@@ -76,5 +77,5 @@ service.on(Events.BeforeUserinfo, (response) => {
 
 await server.start(port, '127.0.0.1');
 // The issuer is what the filter is configured with: the loopback address, not "localhost".
-server.issuer.url = `http://127.0.0.1:${port}`;
+server.issuer.url = `${process.env.IDP_TLS_KEY ? 'https' : 'http'}://127.0.0.1:${port}`;
 console.log(`vendor OP (oauth2-mock-server) on ${server.issuer.url}`);

@@ -11,9 +11,10 @@ pub enum IdpError {
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Client(#[source] openidconnect::reqwest::Error),
-    /// The IdP could not be reached.
+    /// The IdP could not be reached; the text carries every cause (a TLS error names the
+    /// certificate problem, not just "error sending request").
     #[error("identity provider unreachable: {0}")]
-    Unreachable(#[source] openidconnect::reqwest::Error),
+    Unreachable(String),
     /// The IdP did not answer in time.
     #[error("identity provider timed out")]
     Timeout,
@@ -47,7 +48,15 @@ impl IdpError {
         if e.is_timeout() {
             IdpError::Timeout
         } else {
-            IdpError::Unreachable(e)
+            // reqwest's own text stops at "error sending request": the causes say why.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            IdpError::Unreachable(text)
         }
     }
 }

@@ -54,7 +54,8 @@ impl Gateway {
     /// Builds the gateway Envoy loads: real HTTP to the IdP, the system clock.
     pub fn build(metrics: &mut dyn DefineMetrics, json: &[u8]) -> Result<Arc<Self>, String> {
         let settings = Settings::parse(json).map_err(|e| e.to_string())?;
-        let transport = ReqwestTransport::new(settings.provider.timeout).map_err(|e| e.to_string())?;
+        let transport =
+            ReqwestTransport::new(settings.provider.timeout, &settings.provider.tls).map_err(|e| e.to_string())?;
         Self::new(settings, metrics, Arc::new(transport), Arc::new(SystemClock))
     }
 

@@ -101,7 +101,7 @@ async fn several_audiences_need_azp_us_and_trust() {
 async fn an_issuer_a_slash_apart_is_named_in_the_log() {
     let op = support::VendorOp::start().await;
     let configured = format!("{}/", op.issuer);
-    let setup = support::VendorSetup::start_at(op, &configured, json!({})).await;
+    let setup = support::VendorSetup::start_at(op, &configured, json!({}), false).await;
     let logged = support::eventually(std::time::Duration::from_secs(5), || async {
         let log = setup.envoy.log();
         log.contains(&format!("{:?}", setup.op.issuer)) && log.contains(&format!("{configured:?}"))
@@ -238,4 +238,26 @@ async fn private_key_jwt_signs_a_fresh_assertion_for_the_token_endpoint() {
     assert_eq!(claims["sub"], support::CLIENT_ID);
     assert!(claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat") <= 60);
     assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
+}
+
+/// An IdP behind an internal CA: without its CA the log names the TLS cause (not just
+/// "error sending request"); with `provider.ca_file` logins work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_behind_a_private_ca() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    testkit::make_certs(dir.path());
+    let op = support::VendorOp::start_tls(dir.path()).await;
+    assert!(op.issuer.starts_with("https://"));
+    let untrusted = support::VendorSetup::start_at(op, "", json!({}), false).await;
+    let named = support::eventually(std::time::Duration::from_secs(5), || async {
+        let log = untrusted.envoy.log();
+        log.contains("discovery failed") && log.contains("UnknownIssuer")
+    })
+    .await;
+    assert!(named, "the TLS cause in the log:\n{}", untrusted.envoy.log());
+    let op = support::VendorOp::start_tls(dir.path()).await;
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let trusted = support::VendorSetup::start_at(op, "", json!({"provider": {"ca_file": ca}}), true).await;
+    let s = seen(&trusted.login(&Browser::new(), "/").await);
+    assert_eq!(s.header("x-auth-request-user").as_deref(), Some("johndoe"));
 }

@@ -39,8 +39,9 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
     );
 }
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`.
-fn make_certs(dir: &std::path::Path) -> TlsMaterial {
+/// A CA, a server certificate for 127.0.0.1 (`server.pem`, `server.key`) and a client
+/// certificate, in `dir`.
+pub fn make_certs(dir: &std::path::Path) -> TlsMaterial {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     openssl(
         dir,

@@ -21,6 +21,15 @@ pub struct VendorOp {
 impl VendorOp {
     /// Starts it with the plain behaviour (no vendor quirks).
     pub async fn start() -> VendorOp {
+        Self::spawn(None).await
+    }
+
+    /// Starts it on HTTPS with `dir`'s `server.pem` and `server.key` (see `make_certs`).
+    pub async fn start_tls(dir: &std::path::Path) -> VendorOp {
+        Self::spawn(Some(dir)).await
+    }
+
+    async fn spawn(tls: Option<&std::path::Path>) -> VendorOp {
         let port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("vendor-op.log");
@@ -31,13 +40,23 @@ impl VendorOp {
         let mut cmd = Command::new(node);
         cmd.arg(workspace().join("e2e/idp/vendor-op.mjs"))
             .env("IDP_PORT", port.to_string())
+            .envs(
+                tls.map(|d| {
+                    [
+                        ("IDP_TLS_KEY", d.join("server.key")),
+                        ("IDP_TLS_CERT", d.join("server.pem")),
+                    ]
+                })
+                .into_iter()
+                .flatten(),
+            )
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log"))
             .stderr(out);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut op = VendorOp {
             child: cmd.spawn().expect("start the vendor OP"),
-            issuer: format!("http://127.0.0.1:{port}"),
+            issuer: format!("{}://127.0.0.1:{port}", if tls.is_some() { "https" } else { "http" }),
             log,
             _dir: dir,
         };

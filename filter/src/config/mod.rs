@@ -4,6 +4,7 @@
 //! uses. Every error names the field it is about; secrets are read here, once.
 
 mod fields;
+mod idp;
 mod parse;
 mod raw;
 mod secret;

@@ -10,7 +10,8 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use super::fields::{abs_path, authorize_params, read_file};
-use super::raw::{Raw, RawApi, RawAuthz, RawClientAuth, RawCookie, RawRule, RawSession, RawStore};
+use super::idp::{idp_tls, signing_key};
+use super::raw::{Raw, RawApi, RawAuthz, RawCookie, RawRule, RawSession, RawStore};
 use super::types::{
     ApiMatcher, AuthzRules, BearerSettings, CookieSettings, ErrorPages, HeaderSettings, IntrospectionSettings,
     PassThrough, Paths, ProviderSettings, RefreshSettings, RouteSettings, Rule, SameSite, SessionSettings, Settings,
@@ -18,8 +19,7 @@ use super::types::{
 };
 use super::ClientSecret;
 use super::{err, ConfigError};
-use crate::oidc::client_auth::{ClientAuthMethod, SigningKey};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use crate::oidc::client_auth::ClientAuthMethod;
 
 impl Settings {
     /// Parses and validates the JSON config.
@@ -148,37 +148,8 @@ fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
         timeout: Duration::from_millis(raw.timeouts.idp_ms),
         clock_skew: Duration::from_secs(raw.provider.clock_skew_secs),
         trusted_audiences: raw.trusted_audiences.clone(),
+        tls: idp_tls(&raw.provider)?,
     })
-}
-
-/// The private key of `private_key_jwt`, loaded now so a bad key fails the config load.
-fn signing_key(raw: &RawClientAuth) -> Result<Option<SigningKey>, ConfigError> {
-    let Some(source) = &raw.private_key else {
-        return Ok(None);
-    };
-    let pem = source.load().map_err(|e| err("client_auth.private_key", e))?;
-    let (alg, key) = match raw.algorithm.as_str() {
-        "RS256" => (Algorithm::RS256, EncodingKey::from_rsa_pem(pem.as_bytes())),
-        "PS256" => (Algorithm::PS256, EncodingKey::from_rsa_pem(pem.as_bytes())),
-        "ES256" => (Algorithm::ES256, EncodingKey::from_ec_pem(pem.as_bytes())),
-        other => {
-            return Err(err(
-                "client_auth.algorithm",
-                format!("{other:?}: use RS256, PS256 or ES256"),
-            ))
-        }
-    };
-    let key = key.map_err(|e| {
-        err(
-            "client_auth.private_key",
-            format!("not a PEM {} key: {e}", raw.algorithm),
-        )
-    })?;
-    Ok(Some(SigningKey {
-        key,
-        alg,
-        kid: raw.key_id.clone(),
-    }))
 }
 
 impl TryFrom<RawCookie> for CookieSettings {

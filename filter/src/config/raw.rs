@@ -389,6 +389,11 @@ pub(super) struct RawProvider {
     pub(super) refresh_interval_secs: u64,
     pub(super) jwks_min_refresh_secs: u64,
     pub(super) clock_skew_secs: u64,
+    pub(super) ca_file: Option<String>,
+    pub(super) system_roots: bool,
+    pub(super) client_cert_file: Option<String>,
+    pub(super) client_key: Option<SecretSource>,
+    pub(super) proxy: Option<String>,
 }
 
 impl Default for RawProvider {
@@ -397,6 +402,11 @@ impl Default for RawProvider {
             refresh_interval_secs: 600,
             jwks_min_refresh_secs: 30,
             clock_skew_secs: 30,
+            ca_file: None,
+            system_roots: false,
+            client_cert_file: None,
+            client_key: None,
+            proxy: None,
         }
     }
 }

@@ -38,8 +38,14 @@ fn the_client_secret_never_prints() {
     let mut v = base();
     v["client_secret"] = serde_json::json!({"inline": "hunter2-very-secret"});
     let s = parse(v).expect("valid");
-    assert_eq!(format!("{:?}", s.provider.client_secret), "Some(ClientSecret([redacted]))");
-    assert_eq!(s.provider.client_secret.as_ref().map(|c| c.secret()), Some("hunter2-very-secret"));
+    assert_eq!(
+        format!("{:?}", s.provider.client_secret),
+        "Some(ClientSecret([redacted]))"
+    );
+    assert_eq!(
+        s.provider.client_secret.as_ref().map(|c| c.secret()),
+        Some("hunter2-very-secret")
+    );
 }
 
 #[test]

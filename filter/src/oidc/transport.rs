@@ -18,22 +18,48 @@ pub trait IdpTransport: Send + Sync {
     fn send(&self, request: HttpRequest) -> Exchange<'_>;
 }
 
+/// What the connection to the IdP trusts and presents.
+#[derive(Default)]
+pub struct IdpTls {
+    /// PEM certificates trusted beside the built-in roots (a private CA, or the system
+    /// bundle when `system_roots` is set).
+    pub extra_roots: Vec<u8>,
+    /// Our certificate and key, PEM, for IdPs that want mutual TLS.
+    pub client_identity: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// An HTTP(S) proxy to reach the IdP through (none otherwise, whatever the
+    /// environment says: Envoy's environment is not the IdP's network policy).
+    pub proxy: Option<url::Url>,
+}
+
 /// The real transport: reqwest with rustls, bounded by the IdP timeout.
 pub struct ReqwestTransport {
     client: openidconnect::reqwest::Client,
 }
 
 impl ReqwestTransport {
-    /// A client that never follows redirects (SSRF, token leakage) and gives up after
-    /// `timeout` to connect and to answer.
-    pub fn new(timeout: std::time::Duration) -> Result<Self, IdpError> {
-        let client = openidconnect::reqwest::Client::builder()
+    /// A client that never follows redirects (SSRF, token leakage), gives up after
+    /// `timeout` to connect and to answer, and trusts and presents what `tls` says.
+    pub fn new(timeout: std::time::Duration, tls: &IdpTls) -> Result<Self, IdpError> {
+        use openidconnect::reqwest::{Certificate, Identity, Proxy};
+        let mut b = openidconnect::reqwest::Client::builder()
             .redirect(openidconnect::reqwest::redirect::Policy::none())
             .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(IdpError::Client)?;
-        Ok(Self { client })
+            .connect_timeout(timeout);
+        if !tls.extra_roots.is_empty() {
+            for cert in Certificate::from_pem_bundle(&tls.extra_roots).map_err(IdpError::Client)? {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        if let Some(identity) = &tls.client_identity {
+            b = b.identity(Identity::from_pem(identity).map_err(IdpError::Client)?);
+        }
+        b = match &tls.proxy {
+            Some(url) => b.proxy(Proxy::all(url.as_str()).map_err(IdpError::Client)?),
+            None => b.no_proxy(),
+        };
+        Ok(Self {
+            client: b.build().map_err(IdpError::Client)?,
+        })
     }
 }
 

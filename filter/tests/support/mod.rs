@@ -205,12 +205,12 @@ impl VendorSetup {
     pub async fn start(profile: Value, extra: Value) -> VendorSetup {
         let op = VendorOp::start().await;
         op.behave(profile).await;
-        Self::start_at(op, "", extra).await
+        Self::start_at(op, "", extra, true).await
     }
 
     /// Starts Envoy against a running OP, with `issuer` configured as the filter's issuer
-    /// (the OP's own, or a wrong one); waits for discovery only when they are the same.
-    pub async fn start_at(op: VendorOp, issuer: &str, extra: Value) -> VendorSetup {
+    /// (empty: the OP's own); waits for discovery when `discover`.
+    pub async fn start_at(op: VendorOp, issuer: &str, extra: Value, discover: bool) -> VendorSetup {
         let issuer = if issuer.is_empty() {
             op.issuer.clone()
         } else {
@@ -229,7 +229,7 @@ impl VendorSetup {
         merge(&mut config, &extra);
         let yaml = demo_yaml(&base, &config.to_string(), echo.port);
         let envoy = Envoy::start(&testkit::envoy::module_dir("envoy_oidc"), move |_| yaml).await;
-        if issuer == op.issuer {
+        if discover {
             let discovered = eventually(Duration::from_secs(10), || async {
                 envoy.log().contains("identity provider discovered")
             })
