@@ -126,9 +126,12 @@ pub enum CallbackError {
     /// Authenticated, but not allowed by the rules.
     #[error("user not allowed")]
     Forbidden,
-    /// A claim the filter would pass on is unusable (control characters, empty `sub`).
-    #[error("claim {0:?} has control characters or is empty")]
+    /// A claim the filter would pass on is unusable (missing, empty, control characters).
+    #[error("claim {0:?} is missing, empty or has control characters")]
     ClaimsInvalid(String),
+    /// Entra ID sent a pointer to the groups instead of the groups (too many of them).
+    #[error("groups overage: the IdP sent where the groups are (_claim_names) instead of the groups")]
+    GroupsOverage,
     /// The user's identity headers would be larger than the configured bound.
     #[error("identity headers would take {0} bytes, over the limit of {1}")]
     TooLarge(usize, usize),
@@ -166,6 +169,7 @@ impl From<CallbackError> for Failure {
             CallbackError::Forbidden => (FailureKind::Forbidden, "forbidden"),
             CallbackError::ClaimsInvalid(_) => (FailureKind::IdpUnavailable, "claims_invalid"),
             CallbackError::TooLarge(..) => (FailureKind::Forbidden, "session_too_large"),
+            CallbackError::GroupsOverage => (FailureKind::Forbidden, "groups_overage"),
         };
         Failure::because(kind, reason, e)
     }

@@ -132,6 +132,10 @@ impl Failure {
                 "Your account carries more data (groups, claims) than a session here can hold. \
                  Ask an administrator to reduce it."
             }
+            (_, "groups_overage") => {
+                "Your account is in too many groups for the sign-in service to list them. \
+                 Ask an administrator to limit the groups sent for this application."
+            }
             (_, "claims_invalid") => "The sign-in service sent an account name this gateway cannot use.",
             (_, "encoded_path") => "The address contains encoded slashes or dots, which are not allowed here.",
             (_, "cross_site_sign_out") => "Sign-out was requested from another site and was not done.",

@@ -31,7 +31,7 @@ pub struct Gateway {
     /// Opaque bearer tokens' introspection answers, when enabled.
     pub introspector: Option<Introspector>,
     /// The claims kept from tokens and userinfo.
-    pub claim_names: Arc<[String]>,
+    pub claim_names: Arc<crate::oidc::claims::ClaimNames>,
     /// Now.
     pub clock: Arc<dyn Clock>,
     /// This app's origin (`scheme://host[:port]` of the redirect URI), for same-origin

@@ -261,3 +261,61 @@ async fn an_idp_behind_a_private_ca() {
     let s = seen(&trusted.login(&Browser::new(), "/").await);
     assert_eq!(s.header("x-auth-request-user").as_deref(), Some("johndoe"));
 }
+
+/// Keycloak: roles nested in `realm_access.roles`, groups as full paths (`/admins`); the
+/// user header from another claim (`preferred_username`, Entra's `upn`...).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_mapping_nested_paths_full_path_groups_and_the_user_claim() {
+    let nested = VendorSetup::start(
+        json!({"id_token": {"realm_access": {"roles": ["admins", "offline_access"]}, "upn": "jd@corp.example"}}),
+        json!({"authorization": {"groups_claim": "realm_access.roles"}, "headers": {"user_claim": "upn"}}),
+    )
+    .await;
+    let b = Browser::new();
+    let s = seen(&nested.login(&b, "/").await);
+    assert_eq!(s.header("x-auth-request-user").as_deref(), Some("jd@corp.example"));
+    assert_eq!(
+        s.header("x-auth-request-groups").as_deref(),
+        Some("admins,offline_access")
+    );
+    assert_eq!(
+        b.navigate(&nested.url("/admin/x")).await[0].status,
+        200,
+        "rules read the same path"
+    );
+
+    let paths = VendorSetup::start(
+        json!({"id_token": {"groups": ["/admins", "/ops/oncall"]}}),
+        json!({"authorization": {"strip_group_slash": true}}),
+    )
+    .await;
+    let b = Browser::new();
+    let s = seen(&paths.login(&b, "/").await);
+    assert_eq!(s.header("x-auth-request-groups").as_deref(), Some("admins,ops/oncall"));
+    assert_eq!(b.navigate(&paths.url("/admin/x")).await[0].status, 200);
+
+    let missing = VendorSetup::start(json!({}), json!({"headers": {"user_claim": "upn"}})).await;
+    let pages = missing.login(&Browser::new(), "/").await;
+    assert_eq!(
+        pages.last().expect("page").status,
+        502,
+        "no upn: refused, not a user named by sub"
+    );
+}
+
+/// Entra ID's group overage (`_claim_names`): refused with a page saying why, never read
+/// as "no groups".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_group_overage_is_refused_with_the_reason() {
+    let setup = VendorSetup::start(
+        json!({"id_token": {"_claim_names": {"groups": "src1"},
+                            "_claim_sources": {"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/x/getMemberObjects"}}}}),
+        json!({}),
+    )
+    .await;
+    let pages = setup.login(&Browser::new(), "/").await;
+    let last = pages.last().expect("page");
+    assert_eq!(last.status, 403);
+    assert!(last.body.contains("too many groups"), "{}", last.body);
+    assert!(setup.envoy.log().contains("groups_overage"));
+}

@@ -53,6 +53,7 @@ impl TryFrom<RawHeaders> for HeaderSettings {
             client_authorization: h.client_authorization,
             max_bytes: h.max_bytes.max(1024),
             unverified_email: h.unverified_email,
+            user_claim: h.user_claim,
         })
     }
 }

@@ -333,6 +333,7 @@ impl From<RawAuthz> for AuthzRules {
                 .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
                 .collect(),
             groups_claim: a.groups_claim,
+            strip_group_slash: a.strip_group_slash,
         }
     }
 }

@@ -233,6 +233,7 @@ pub(super) struct RawHeaders {
     pub(super) client_authorization: ClientAuthorization,
     pub(super) max_bytes: usize,
     pub(super) unverified_email: bool,
+    pub(super) user_claim: String,
 }
 
 /// Identity headers other gateways and apps trust (oauth2-proxy, Apache, Envoy's own
@@ -267,6 +268,7 @@ impl Default for RawHeaders {
             client_authorization: ClientAuthorization::Strip,
             max_bytes: 16 * 1024,
             unverified_email: false,
+            user_claim: "sub".into(),
         }
     }
 }
@@ -278,6 +280,7 @@ pub(super) struct RawAuthz {
     pub(super) allowed_emails: Vec<String>,
     pub(super) allowed_email_domains: Vec<String>,
     pub(super) groups_claim: String,
+    pub(super) strip_group_slash: bool,
 }
 
 impl Default for RawAuthz {
@@ -287,6 +290,7 @@ impl Default for RawAuthz {
             allowed_emails: Vec::new(),
             allowed_email_domains: Vec::new(),
             groups_claim: "groups".into(),
+            strip_group_slash: false,
         }
     }
 }

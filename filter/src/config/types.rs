@@ -249,6 +249,8 @@ pub struct HeaderSettings {
     pub max_bytes: usize,
     /// Pass on an email the IdP does not say is verified (`email_verified` not true).
     pub unverified_email: bool,
+    /// The claim the user header carries (`sub`, `email`, `preferred_username`, `upn`...).
+    pub user_claim: String,
 }
 
 impl HeaderSettings {
@@ -269,8 +271,10 @@ pub struct AuthzRules {
     pub allowed_emails: Vec<String>,
     /// Any email in these domains.
     pub allowed_email_domains: Vec<String>,
-    /// The claim holding groups.
+    /// The claim holding groups (a key, or a dotted path such as `realm_access.roles`).
     pub groups_claim: String,
+    /// Read Keycloak's full-path groups (`/admins`) without the leading slash.
+    pub strip_group_slash: bool,
 }
 
 /// Bearer-token validation for API clients.

@@ -124,6 +124,7 @@ mod tests {
             client_authorization: crate::config::ClientAuthorization::Strip,
             max_bytes: 16384,
             unverified_email: false,
+            user_claim: "sub".into(),
         };
         for spoof in [
             &b"x-auth-request-user"[..],

@@ -15,30 +15,82 @@ fn strings(v: &Value) -> Vec<String> {
     }
 }
 
-/// The names of the claims the filter keeps: those it turns into headers or checks in
-/// rules (built once per config).
-pub fn wanted(settings: &Settings) -> std::sync::Arc<[String]> {
+/// Which claims the filter keeps and how it reads them (built once per config).
+#[derive(Debug)]
+pub struct ClaimNames {
+    /// Every kept claim: those turned into headers or checked in rules. A name is a key,
+    /// or a dotted path into nested objects (`realm_access.roles`) when no key is named so.
+    pub names: Vec<String>,
+    /// The groups claim.
+    pub groups: String,
+    /// Keycloak's full-path groups (`/admins`) read as `admins`.
+    pub strip_group_slash: bool,
+}
+
+/// The claims a config keeps.
+pub fn wanted(settings: &Settings) -> std::sync::Arc<ClaimNames> {
     let mut names: Vec<String> = ["email", "email_verified", "preferred_username", "name"]
         .map(String::from)
         .to_vec();
     names.push(settings.authz.groups_claim.clone());
+    if settings.headers.user_claim != "sub" {
+        names.push(settings.headers.user_claim.clone());
+    }
     names.extend(settings.headers.claims.iter().map(|(c, _)| c.clone()));
-    names.into()
+    std::sync::Arc::new(ClaimNames {
+        names,
+        groups: settings.authz.groups_claim.clone(),
+        strip_group_slash: settings.authz.strip_group_slash,
+    })
+}
+
+/// A claim by name: the key itself (namespaced claims such as
+/// `https://example.com/groups` have dots), else a dotted path (`resource_access.app.roles`).
+pub fn lookup<'a>(source: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    source.get(name).or_else(|| {
+        let mut parts = name.split('.');
+        let first = source.get(parts.next()?)?;
+        parts.try_fold(first, |v, key| v.get(key))
+    })
+}
+
+impl ClaimNames {
+    /// A claim's values as kept.
+    fn values(&self, name: &str, v: &Value) -> Vec<String> {
+        let values = strings(v);
+        if self.strip_group_slash && name == self.groups {
+            values
+                .into_iter()
+                .map(|g| g.strip_prefix('/').map(str::to_owned).unwrap_or(g))
+                .collect()
+        } else {
+            values
+        }
+    }
 }
 
 /// The kept claims from `sources`; a later source (userinfo) wins over an earlier one.
-pub fn select(wanted: &[String], sources: &[&Map<String, Value>]) -> Claims {
+pub fn select(wanted: &ClaimNames, sources: &[&Map<String, Value>]) -> Claims {
     let mut claims = Claims::default();
-    for name in wanted.iter().map(String::as_str) {
-        // Later sources (userinfo) win over earlier ones (ID token).
-        if let Some(v) = sources.iter().rev().find_map(|s| s.get(name)) {
-            let values = strings(v);
+    for name in wanted.names.iter().map(String::as_str) {
+        if let Some(v) = sources.iter().rev().find_map(|s| lookup(s, name)) {
+            let values = wanted.values(name, v);
             if !values.is_empty() {
                 claims.insert(name, values);
             }
         }
     }
     claims
+}
+
+/// Entra ID's group overage: too many groups to list, only a pointer (`_claim_names`)
+/// to where they are. Treating that as "no groups" would silently lock admins out or,
+/// worse, let rules see a partial picture; the login is refused, saying why.
+pub fn groups_overage(wanted: &ClaimNames, claims: &Claims, sources: &[&Map<String, Value>]) -> bool {
+    claims.get(&wanted.groups).is_none()
+        && sources
+            .iter()
+            .any(|s| s.get("_claim_names").and_then(|n| n.get(&wanted.groups)).is_some())
 }
 
 /// The first kept claim whose values cannot go into a header or a log line (control
@@ -53,10 +105,11 @@ pub fn unusable(claims: &Claims) -> Option<&str> {
 
 /// `base` with every kept claim `source` names replaced by its value there (removed when
 /// it names it empty): a userinfo answer after a refresh that brought no ID token.
-pub fn overlay(wanted: &[String], base: &Claims, source: &Map<String, Value>) -> Claims {
+pub fn overlay(wanted: &ClaimNames, base: &Claims, source: &Map<String, Value>) -> Claims {
     let mut out = base.clone();
-    for name in wanted.iter().filter(|n| source.contains_key(n.as_str())) {
-        let values = source.get(name).map(strings).unwrap_or_default();
+    for name in wanted.names.iter() {
+        let Some(v) = lookup(source, name) else { continue };
+        let values = wanted.values(name, v);
         if values.is_empty() {
             out.remove(name);
         } else {
@@ -81,7 +134,11 @@ mod tests {
 
     #[test]
     fn overlay_replaces_and_removes_what_the_source_names() {
-        let wanted: Vec<String> = vec!["email".into(), "groups".into()];
+        let wanted = ClaimNames {
+            names: vec!["email".into(), "groups".into()],
+            groups: "groups".into(),
+            strip_group_slash: false,
+        };
         let mut base = Claims::default();
         base.insert("email", vec!["a@x".into()]);
         base.insert("groups", vec!["admins".into()]);
@@ -89,6 +146,30 @@ mod tests {
         let out = overlay(&wanted, &base, info.as_object().expect("object"));
         assert_eq!(out.get("groups"), None, "removed from every group");
         assert_eq!(out.first("email"), Some("a@x"), "not named: kept");
+    }
+
+    #[test]
+    fn paths_keys_and_keycloak_groups() {
+        let token = serde_json::json!({
+            "realm_access": {"roles": ["admins", "users"]},
+            "https://example.com/groups": ["/admins", "/ops/oncall"],
+        });
+        let token = token.as_object().expect("object");
+        assert_eq!(
+            lookup(token, "realm_access.roles").map(strings),
+            Some(vec!["admins".into(), "users".into()])
+        );
+        assert!(lookup(token, "realm_access.nothing").is_none());
+        let names = ClaimNames {
+            names: vec!["https://example.com/groups".into()],
+            groups: "https://example.com/groups".into(),
+            strip_group_slash: true,
+        };
+        let c = select(&names, &[token]);
+        assert_eq!(
+            c.get("https://example.com/groups"),
+            Some(&["admins".to_owned(), "ops/oncall".into()][..])
+        );
     }
 
     #[test]

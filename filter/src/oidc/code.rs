@@ -82,7 +82,15 @@ async fn exchange_and_validate(
             UserinfoError::Idp(inner) => CallbackError::Idp(inner),
             UserinfoError::Invalid(why) => CallbackError::UserInfo(why),
         })?;
-    let claims = claims::select(&gw.claim_names, &[id_token.payload(), &userinfo]);
+    let sources = [id_token.payload(), &userinfo];
+    let claims = claims::select(&gw.claim_names, &sources);
+    if claims::groups_overage(&gw.claim_names, &claims, &sources) {
+        return Err(CallbackError::GroupsOverage);
+    }
+    let user_claim = &gw.settings.headers.user_claim;
+    if user_claim != "sub" && claims.first(user_claim).is_none_or(str::is_empty) {
+        return Err(CallbackError::ClaimsInvalid(user_claim.clone()));
+    }
     // Hostile or broken claims end here, with a page saying why, not in Envoy's codec.
     if let Some(name) = claims::unusable(&claims) {
         return Err(CallbackError::ClaimsInvalid(name.to_owned()));

@@ -70,7 +70,7 @@ pub struct RefreshContext {
     /// Now.
     pub clock: Arc<dyn Clock>,
     /// The claims kept (updated from a refreshed ID token and userinfo).
-    pub claim_names: Arc<[String]>,
+    pub claim_names: Arc<claims::ClaimNames>,
     /// The login rules, checked again with the updated claims.
     pub authz: AuthzRules,
 }

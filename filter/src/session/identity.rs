@@ -31,7 +31,12 @@ fn join(values: &[String]) -> String {
 
 fn from_claims(settings: &Settings, subject: &str, claims: &Claims) -> Vec<(String, String)> {
     let h = &settings.headers;
-    let mut out = vec![(h.user.clone(), header_safe(subject))];
+    let user = if h.user_claim == "sub" {
+        subject
+    } else {
+        claims.first(&h.user_claim).unwrap_or(subject)
+    };
+    let mut out = vec![(h.user.clone(), header_safe(user))];
     // An address the IdP has not verified says nothing about who the user is.
     let verified = claims
         .first("email_verified")
