@@ -44,6 +44,15 @@ service.addRoute('POST', '/__test/profile', async (req, res) => {
   send(res, 200, { ok: true });
 });
 service.addRoute('GET', '/__test/calls', (req, res) => send(res, 200, calls));
+// Signed userinfo (OIDC Core §5.3.2), used when profile.discovery points userinfo here.
+service.addRoute('GET', '/__test/userinfo-jwt', async (req, res) => {
+  calls.userinfo += 1;
+  const jwt = await server.issuer.buildToken({
+    scopesOrTransform: (header, payload) => Object.assign(payload, { sub: 'johndoe', aud: 'gateway' }, profile.userinfo ?? {}),
+  });
+  res.writeHead(200, { 'content-type': 'application/jwt' });
+  res.end(jwt);
+});
 service.addRoute('GET', '/__test/jwks', (req, res) => {
   calls.jwks += 1;
   send(res, 200, { keys: [...(profile.jwks_extra ?? []), ...server.issuer.keys.toJSON()] });

@@ -319,3 +319,43 @@ async fn entra_group_overage_is_refused_with_the_reason() {
     assert!(last.body.contains("too many groups"), "{}", last.body);
     assert!(setup.envoy.log().contains("groups_overage"));
 }
+
+/// Userinfo as a JWT the IdP signed (`application/jwt`): verified, then used; one signed
+/// with another key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_userinfo_is_verified_and_used() {
+    let op = support::VendorOp::start().await;
+    let jwt_userinfo = format!("{}/__test/userinfo-jwt", op.issuer);
+    op.behave(json!({"discovery": {"userinfo_endpoint": jwt_userinfo}, "userinfo": {"groups": ["admins"]}}))
+        .await;
+    let setup = support::VendorSetup::start_at(op, "", json!({}), true).await;
+    let s = seen(&setup.login(&Browser::new(), "/").await);
+    assert_eq!(
+        s.header("x-auth-request-groups").as_deref(),
+        Some("admins"),
+        "claims from the signed answer"
+    );
+    // Another audience in the signed answer: refused (the IdP's fault, 502).
+    let jwt_userinfo = format!("{}/__test/userinfo-jwt", setup.op.issuer);
+    setup
+        .op
+        .behave(json!({"discovery": {"userinfo_endpoint": jwt_userinfo}, "userinfo": {"aud": "someone-else"}}))
+        .await;
+    let pages = setup.login(&Browser::new(), "/").await;
+    assert_eq!(pages.last().expect("page").status, 502);
+}
+
+/// Entra with an API scope: userinfo refuses the access token. The ID token's claims are
+/// used (a log line says so), or the login fails when configured so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userinfo_refusing_the_token_falls_back_to_the_id_token() {
+    let profile = json!({"id_token": {"preferred_username": "jd"}, "userinfo_status": 401,
+                         "userinfo": {"error": "invalid_token"}});
+    let lenient = VendorSetup::start(profile.clone(), json!({})).await;
+    let s = seen(&lenient.login(&Browser::new(), "/").await);
+    assert_eq!(s.header("x-auth-request-preferred-username").as_deref(), Some("jd"));
+    assert!(lenient.envoy.log().contains("using the ID token's claims"));
+    let strict = VendorSetup::start(profile, json!({"provider": {"userinfo_required": true}})).await;
+    let pages = strict.login(&Browser::new(), "/").await;
+    assert_eq!(pages.last().expect("page").status, 502);
+}

@@ -149,6 +149,7 @@ fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
         clock_skew: Duration::from_secs(raw.provider.clock_skew_secs),
         trusted_audiences: raw.trusted_audiences.clone(),
         tls: idp_tls(&raw.provider)?,
+        userinfo_required: raw.provider.userinfo_required,
     })
 }
 

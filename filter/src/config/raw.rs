@@ -398,6 +398,7 @@ pub(super) struct RawProvider {
     pub(super) client_cert_file: Option<String>,
     pub(super) client_key: Option<SecretSource>,
     pub(super) proxy: Option<String>,
+    pub(super) userinfo_required: bool,
 }
 
 impl Default for RawProvider {
@@ -411,6 +412,7 @@ impl Default for RawProvider {
             client_cert_file: None,
             client_key: None,
             proxy: None,
+            userinfo_required: false,
         }
     }
 }

@@ -132,6 +132,9 @@ pub struct ProviderSettings {
     pub clock_skew: Duration,
     /// Audiences an ID token may name beside us (OIDC Core §3.1.3.7 step 3).
     pub trusted_audiences: Vec<String>,
+    /// A userinfo endpoint refusing our access token fails the login (else the ID
+    /// token's claims are used).
+    pub userinfo_required: bool,
     /// Trust, client certificate and proxy of the connection to the IdP.
     pub tls: crate::oidc::transport::IdpTls,
 }

@@ -76,12 +76,17 @@ async fn exchange_and_validate(
     }
     let id_token = verified.map_err(|e| CallbackError::IdTokenInvalid(e.to_string()))?;
     let subject = id_token.claims().sub.clone();
-    let userinfo = userinfo::fetch(&gw.provider, p, &token.access_token, &subject)
-        .await
-        .map_err(|e| match e {
-            UserinfoError::Idp(inner) => CallbackError::Idp(inner),
-            UserinfoError::Invalid(why) => CallbackError::UserInfo(why),
-        })?;
+    let userinfo = match userinfo::fetch(&gw.provider, p, &token.access_token, &subject).await {
+        Ok(info) => info,
+        // The access token is for another API (Entra with an API scope): the ID token's
+        // claims are what we have, unless configured to insist.
+        Err(UserinfoError::Refused(status)) if !gw.settings.provider.userinfo_required => {
+            tracing::info!(status, "userinfo refused the access token; using the ID token's claims");
+            serde_json::Map::new()
+        }
+        Err(UserinfoError::Idp(inner)) => return Err(CallbackError::Idp(inner)),
+        Err(other) => return Err(CallbackError::UserInfo(other.to_string())),
+    };
     let sources = [id_token.payload(), &userinfo];
     let claims = claims::select(&gw.claim_names, &sources);
     if claims::groups_overage(&gw.claim_names, &claims, &sources) {

@@ -260,6 +260,8 @@ async fn updated_claims(
     let info = if cx.policy.userinfo {
         match userinfo::fetch(&cx.provider, provider, access_token, &current.subject).await {
             Ok(i) => Some(i),
+            // As at login: a userinfo that refuses our token leaves the ID token's claims.
+            Err(userinfo::UserinfoError::Refused(_)) if !cx.provider.settings().userinfo_required => None,
             Err(e) => {
                 tracing::warn!(error = %e, "userinfo after refresh failed; claims kept until the next refresh");
                 return None;

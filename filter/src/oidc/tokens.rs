@@ -237,7 +237,7 @@ impl<'a> Verifier<'a> {
         let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(format!("unusable key: {e}")))?;
         let mut v = Validation::new(header.alg);
         // Step 2: `iss` exactly; step 3: `aud` contains us; step 9: `exp`.
-        v.set_issuer(&[&self.settings.issuer]);
+        v.set_issuer(&accepted_issuers(&self.settings.issuer));
         v.set_audience(audiences);
         v.leeway = self.skew();
         v.validate_nbf = true;
@@ -315,6 +315,14 @@ impl<'a> Verifier<'a> {
         })
     }
 
+    /// OIDC Core §5.3.2: a signed userinfo answer, by our IdP (`iss` exact), for us
+    /// (`aud`); its claims.
+    pub fn userinfo(&self, jwt: &str) -> Result<Map<String, Value>, TokenError> {
+        let client_id = &self.settings.client_id;
+        let (_, payload) = self.signed(jwt, std::slice::from_ref(client_id), &["iss", "aud", "sub"])?;
+        Ok(payload)
+    }
+
     /// Back-Channel Logout 1.0 §2.6: a logout token for us, issued at most `max_age` ago.
     pub fn logout_token(&self, token: &str, max_age: u64) -> Result<Verified<LogoutTokenClaims>, TokenError> {
         let client_id = &self.settings.client_id;
@@ -343,6 +351,18 @@ impl<'a> Verifier<'a> {
             return Err(invalid("jti is empty or too long"));
         }
         Ok(Verified { claims, payload })
+    }
+}
+
+/// The `iss` values accepted for our issuer: exactly it, and for Google also the bare
+/// `accounts.google.com` its ID tokens may carry (Google's OpenID Connect documentation);
+/// for no other issuer.
+fn accepted_issuers(issuer: &str) -> Vec<&str> {
+    const GOOGLE: &str = "https://accounts.google.com";
+    if issuer == GOOGLE {
+        vec![GOOGLE, "accounts.google.com"]
+    } else {
+        vec![issuer]
     }
 }
 
@@ -377,6 +397,16 @@ mod tests {
             token_hash(Algorithm::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
             "77QmUPtjPfzWtF2AnpK9RQ"
         );
+    }
+
+    #[test]
+    fn only_google_has_a_second_spelling() {
+        assert_eq!(
+            accepted_issuers("https://accounts.google.com"),
+            ["https://accounts.google.com", "accounts.google.com"]
+        );
+        assert_eq!(accepted_issuers("https://idp.example"), ["https://idp.example"]);
+        assert_eq!(accepted_issuers("accounts.google.com"), ["accounts.google.com"]);
     }
 
     #[test]
