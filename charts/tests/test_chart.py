@@ -312,6 +312,13 @@ def check_login_rules_and_hygiene(gw, user_header="x-auth-request-user"):
 def check_probes_admin_and_helm_test(gw, idp_origin):
     status, body = gw.probe("/ready")
     assert status == 200 and "LIVE" in body
+    # The readiness probe asks the first authenticated host's filter whether it has
+    # discovered the IdP (Envoy's own /ready says only that Envoy is up): run it.
+    probe = cl.find(gw.objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]
+    assert probe["port"] == "http" and probe["scheme"] == "HTTP", probe
+    host = probe["httpHeaders"][0]["value"]
+    status, _, body = gw.get(host, probe["path"])
+    assert status == 200 and json.loads(body)["ready"] is True, body
     status, body = gw.probe("/stats/prometheus")
     assert status == 200 and "envoy_dynamicmodulescustom_oidc_login_started" in body
     for path, method in [("/config_dump", "GET"), ("/clusters", "GET"), ("/quitquitquit", "POST"),
