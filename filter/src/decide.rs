@@ -161,6 +161,8 @@ pub enum Unauthenticated {
         clear_cookie: bool,
         /// Flow cookies to drop so the browser keeps at most the configured number.
         stale_flows: Vec<String>,
+        /// Authorization-request parameters of this login (the route's, the request's).
+        params: Vec<(String, String)>,
     },
 }
 
@@ -309,10 +311,19 @@ fn next_step(gw: &Gateway, f: &Facts, clear_cookie: bool) -> Unauthenticated {
     // The reply adds one flow: drop the oldest so at most `max_login_flows` remain.
     let keep = gw.settings.cookie.max_login_flows.saturating_sub(1);
     let excess = f.flow_cookies.len().saturating_sub(keep);
+    // The route's parameters, then those the request may pass on (`login_hint`...).
+    let mut params = f.route.authorize_params.clone();
+    for name in &gw.settings.authorize_passthrough {
+        if let Some(v) = crate::http::query_param(&f.path, name).filter(|v| v.len() <= 256) {
+            params.retain(|(n, _)| n != name);
+            params.push((name.clone(), v));
+        }
+    }
     Unauthenticated::Browser {
         target: path::same_origin_target(&f.path),
         clear_cookie,
         stale_flows: f.flow_cookies[..excess].to_vec(),
+        params,
     }
 }
 
@@ -339,9 +350,10 @@ pub fn unauthenticated(gw: &Gateway, next: Unauthenticated, now: u64) -> Decisio
                 target,
                 clear_cookie,
                 stale_flows,
+                params,
             },
             Some(p),
-        ) => login_redirect(gw, &p, target, clear_cookie, &stale_flows, now),
+        ) => login_redirect(gw, &p, target, clear_cookie, &stale_flows, &params, now),
         (next, None) => Verdict::Async(Work::Login(next)).into(),
     }
 }
@@ -353,9 +365,10 @@ pub fn login_redirect(
     target: String,
     clear_cookie: bool,
     stale_flows: &[String],
+    params: &[(String, String)],
     now: u64,
 ) -> Decision {
-    let redirect = match login::start(gw, provider, target, now) {
+    let redirect = match login::start(gw, provider, target, params, now) {
         Ok(r) => r,
         Err(e) => return Verdict::Fail(Failure::because(FailureKind::Internal, "login_seal", e)).into(),
     };

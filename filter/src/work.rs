@@ -74,7 +74,10 @@ async fn session(
         Some(session) => decide::for_session(gw, &session, &route).into(),
         None => match next {
             Unauthenticated::Browser {
-                target, stale_flows, ..
+                target,
+                stale_flows,
+                params,
+                ..
             } => {
                 // The cookie named a session that is gone: drop it with the redirect.
                 login(
@@ -83,6 +86,7 @@ async fn session(
                         target,
                         clear_cookie: true,
                         stale_flows,
+                        params,
                     },
                 )
                 .await
@@ -132,12 +136,13 @@ async fn login(gw: &Gateway, next: Unauthenticated) -> Decision {
         target,
         clear_cookie,
         stale_flows,
+        params,
     } = next
     else {
         return decide::unauthenticated(gw, next, gw.clock.now());
     };
     match gw.provider.wait(gw.settings.timeouts.startup_wait).await {
-        Ok(p) => decide::login_redirect(gw, &p, target, clear_cookie, &stale_flows, gw.clock.now()),
+        Ok(p) => decide::login_redirect(gw, &p, target, clear_cookie, &stale_flows, &params, gw.clock.now()),
         Err(e) => Verdict::Fail(Failure::from(e)).into(),
     }
 }

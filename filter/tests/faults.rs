@@ -102,7 +102,11 @@ async fn redis_killed_and_restarted_under_load() {
     stop.store(true, Ordering::Relaxed);
     let statuses = load.await.expect("load");
     let bad: Vec<_> = statuses.iter().filter(|s| **s != 200).collect();
-    assert!(statuses.len() >= 20, "the load ran through the outage: {}", statuses.len());
+    assert!(
+        statuses.len() >= 20,
+        "the load ran through the outage: {}",
+        statuses.len()
+    );
     assert!(
         bad.is_empty(),
         "the cached session never failed: {} of {} not 200: {bad:?}",

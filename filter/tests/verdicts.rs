@@ -532,3 +532,35 @@ fn id_tokens_that_follow_the_rules_log_in() {
         assert_eq!(status, 302, "{case}: {}", r.body());
     }
 }
+
+/// Authorization-request parameters: the filter's, the route's over them (step-up with
+/// `acr_values` on an admin route), and `login_hint` passed on from the request when
+/// configured; never one of the flow's own.
+#[test]
+fn authorize_parameters_from_config_route_and_request() {
+    let h = Harness::new(
+        json!({"extra_authorize_params": {"prompt": "select_account", "ui_locales": "en"},
+                                "authorize_passthrough": ["login_hint"]}),
+    );
+    let route =
+        RouteSettings::parse(br#"{"authorize_params": {"acr_values": "mfa", "prompt": "login"}}"#).expect("route");
+    let r = h.request(&html("/admin?login_hint=jd%40example.com&state=evil"), Some(route));
+    let url = url::Url::parse(&r.header("location").expect("location")).expect("url");
+    let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let get = |k: &str| {
+        q.iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(get("prompt"), vec!["login"], "the route's over the filter's, once");
+    assert_eq!(get("acr_values"), vec!["mfa"]);
+    assert_eq!(get("ui_locales"), vec!["en"]);
+    assert_eq!(get("login_hint"), vec!["jd@example.com"]);
+    assert_eq!(get("state").len(), 1, "the request cannot add a second state");
+    assert_ne!(get("state"), vec!["evil"]);
+    let e = RouteSettings::parse(br#"{"authorize_params": {"state": "x"}}"#).expect_err("refused");
+    assert_eq!(e.field, "per_route.authorize_params.state");
+    let cfg = fakes::config(json!({"authorize_passthrough": ["nonce"]}));
+    assert!(envoy_oidc::config::Settings::parse(cfg.to_string().as_bytes()).is_err());
+}

@@ -138,3 +138,17 @@ pub(super) fn read_file(field: &str, path: &Option<String>) -> Result<Option<Vec
         .map(|p| read_bounded(p).map_err(|e| err(field, e)))
         .transpose()
 }
+
+/// Names of request query parameters passed on to the authorization request: never one
+/// the filter sets itself.
+pub(super) fn passthrough(names: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    for (i, n) in names.iter().enumerate() {
+        if n.is_empty() || RESERVED_AUTHORIZE_PARAMS.contains(&n.as_str()) {
+            return Err(err(
+                format!("authorize_passthrough[{i}]"),
+                "is set by the filter itself",
+            ));
+        }
+    }
+    Ok(names)
+}

@@ -7,17 +7,19 @@ mod fields;
 mod idp;
 mod parse;
 mod raw;
+mod route;
 mod secret;
 #[cfg(test)]
 mod tests;
 mod types;
 
+pub use route::RouteSettings;
 pub use secret::{ClientSecret, SecretSource};
 pub use types::{
     AccessLogUser, ApiMatcher, AuthzRules, BearerSettings, ClientAuthorization, CookieSettings, CrossSiteSignOut,
     EncodedSeparators, EndSessionMethod, ErrorPages, HeaderSettings, IntrospectionSettings, PassThrough, Paths,
-    ProviderSettings, RefreshSettings, RouteSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings,
-    StoreSettings, Templates, Timeouts,
+    ProviderSettings, RefreshSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings, StoreSettings,
+    Templates, Timeouts,
 };
 
 /// A config error: which field, and what is wrong with it.

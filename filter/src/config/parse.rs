@@ -9,13 +9,13 @@ use session_store::{KeyRing, Lifetimes};
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::fields::{abs_path, authorize_params, read_file};
+use super::fields::{abs_path, authorize_params, passthrough, read_file};
 use super::idp::{idp_tls, signing_key};
 use super::raw::{Raw, RawApi, RawAuthz, RawCookie, RawRule, RawSession, RawStore};
 use super::types::{
     ApiMatcher, AuthzRules, BearerSettings, CookieSettings, ErrorPages, HeaderSettings, IntrospectionSettings,
-    PassThrough, Paths, ProviderSettings, RefreshSettings, RouteSettings, Rule, SameSite, SessionSettings, Settings,
-    SignOutSettings, StoreSettings, Timeouts,
+    PassThrough, Paths, ProviderSettings, RefreshSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings,
+    StoreSettings, Timeouts,
 };
 use super::ClientSecret;
 use super::{err, ConfigError};
@@ -100,6 +100,7 @@ impl Settings {
             access_log_user: raw.access_log_user,
             error_pages: ErrorPages::try_from(raw.error_pages)?,
             encoded_separators: raw.encoded_separators,
+            authorize_passthrough: passthrough(raw.authorize_passthrough)?,
         })
     }
 }
@@ -336,12 +337,5 @@ impl From<RawAuthz> for AuthzRules {
             groups_claim: a.groups_claim,
             strip_group_slash: a.strip_group_slash,
         }
-    }
-}
-
-impl RouteSettings {
-    /// Parses the per-route JSON.
-    pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
-        serde_json::from_slice(json).map_err(|e| err("per_route", e.to_string()))
     }
 }

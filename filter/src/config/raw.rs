@@ -58,6 +58,8 @@ pub(super) struct Raw {
     pub(super) encoded_separators: EncodedSeparators,
     #[serde(default = "default_readiness_path")]
     pub(super) readiness_path: String,
+    #[serde(default)]
+    pub(super) authorize_passthrough: Vec<String>,
 }
 
 pub(super) fn default_readiness_path() -> String {

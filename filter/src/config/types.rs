@@ -362,6 +362,9 @@ pub struct Settings {
     pub error_pages: ErrorPages,
     /// Paths with encoded separators.
     pub encoded_separators: EncodedSeparators,
+    /// Query parameters of the request passed on to the authorization request
+    /// (`login_hint`, `ui_locales`...).
+    pub authorize_passthrough: Vec<String>,
 }
 
 /// A page or body template with `{{placeholders}}` (see `failure.rs`).
@@ -391,14 +394,4 @@ impl Default for ErrorPages {
             json: Templates(crate::failure::DEFAULT_JSON.to_owned()),
         }
     }
-}
-
-/// Per-route config: `{"disabled": true}` or `{"require_groups": ["admins"]}`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RouteSettings {
-    /// No authentication on this route.
-    pub disabled: bool,
-    /// Authenticated users must be in one of these groups.
-    pub require_groups: Vec<String>,
 }

@@ -59,6 +59,7 @@ pub fn start(
     gw: &Gateway,
     provider: &Provider,
     target: String,
+    params: &[(String, String)],
     now: u64,
 ) -> Result<LoginRedirect, session_store::SealError> {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -73,7 +74,12 @@ pub fn start(
     for scope in gw.settings.provider.scopes.iter().filter(|s| *s != "openid") {
         req = req.add_scope(Scope::new(scope.clone()));
     }
-    for (name, value) in &gw.settings.provider.extra_authorize_params {
+    // The filter's own parameters, then the route's and the request's over them.
+    let global = &gw.settings.provider.extra_authorize_params;
+    for (name, value) in global.iter().filter(|(n, _)| !params.iter().any(|(p, _)| p == n)) {
+        req = req.add_extra_param(name.as_str(), value.as_str());
+    }
+    for (name, value) in params {
         req = req.add_extra_param(name.as_str(), value.as_str());
     }
     let (url, state, nonce) = req.url();
