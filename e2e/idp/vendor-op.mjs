@@ -44,6 +44,11 @@ service.addRoute('POST', '/__test/profile', async (req, res) => {
   send(res, 200, { ok: true });
 });
 service.addRoute('GET', '/__test/calls', (req, res) => send(res, 200, calls));
+// Entra ID's multi-tenant discovery (`/common/v2.0`): the issuer is a template.
+service.addRoute('GET', '/common/v2.0/.well-known/openid-configuration', async (req, res) => {
+  const doc = await (await fetch(`${server.issuer.url}/.well-known/openid-configuration`)).json();
+  send(res, 200, { ...doc, issuer: `${server.issuer.url}/{tenantid}/v2.0` });
+});
 // Signed userinfo (OIDC Core §5.3.2), used when profile.discovery points userinfo here.
 service.addRoute('GET', '/__test/userinfo-jwt', async (req, res) => {
   calls.userinfo += 1;

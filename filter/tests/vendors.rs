@@ -359,3 +359,25 @@ async fn userinfo_refusing_the_token_falls_back_to_the_id_token() {
     let pages = strict.login(&Browser::new(), "/").await;
     assert_eq!(pages.last().expect("page").status, 502);
 }
+
+/// Entra ID multi-tenant (`/common/v2.0`, `{tenantid}` in discovery's issuer): ID tokens
+/// of the allowed tenants only, their `tid` the tenant their `iss` names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_multi_tenant_with_an_allow_list() {
+    let op = support::VendorOp::start().await;
+    let base = op.issuer.clone();
+    let common = format!("{base}/common/v2.0");
+    let tenant = |t: &str, tid: &str| json!({"id_token": {"iss": format!("{base}/{t}/v2.0"), "tid": tid}});
+    op.behave(tenant("t1", "t1")).await;
+    let setup = support::VendorSetup::start_at(op, &common, json!({"provider": {"tenants": ["t1"]}}), true).await;
+    let s = seen(&setup.login(&Browser::new(), "/").await);
+    assert_eq!(s.header("x-auth-request-user").as_deref(), Some("johndoe"));
+    for (what, profile) in [
+        ("a tenant not allowed", tenant("t2", "t2")),
+        ("tid of another tenant", tenant("t1", "t2")),
+    ] {
+        setup.op.behave(profile).await;
+        let pages = setup.login(&Browser::new(), "/").await;
+        assert_eq!(pages.last().expect("page").status, 502, "{what}");
+    }
+}

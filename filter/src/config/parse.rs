@@ -151,6 +151,7 @@ fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
         trusted_audiences: raw.trusted_audiences.clone(),
         tls: idp_tls(&raw.provider)?,
         userinfo_required: raw.provider.userinfo_required,
+        tenants: raw.provider.tenants.clone(),
     })
 }
 

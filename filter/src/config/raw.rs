@@ -401,6 +401,7 @@ pub(super) struct RawProvider {
     pub(super) client_key: Option<SecretSource>,
     pub(super) proxy: Option<String>,
     pub(super) userinfo_required: bool,
+    pub(super) tenants: Vec<String>,
 }
 
 impl Default for RawProvider {
@@ -415,6 +416,7 @@ impl Default for RawProvider {
             client_key: None,
             proxy: None,
             userinfo_required: false,
+            tenants: Vec::new(),
         }
     }
 }

@@ -132,6 +132,8 @@ pub struct ProviderSettings {
     pub clock_skew: Duration,
     /// Audiences an ID token may name beside us (OIDC Core §3.1.3.7 step 3).
     pub trusted_audiences: Vec<String>,
+    /// Tenants allowed at a multi-tenant issuer (Entra ID `/common/v2.0`).
+    pub tenants: Vec<String>,
     /// A userinfo endpoint refusing our access token fails the login (else the ID
     /// token's claims are used).
     pub userinfo_required: bool,

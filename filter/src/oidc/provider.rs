@@ -42,6 +42,8 @@ pub struct Provider {
     pub token_endpoint: Option<Url>,
     /// How we authenticate there (and at introspection).
     pub client_auth: ClientAuth,
+    /// A multi-tenant issuer's template (`https://login.microsoftonline.com/{tenantid}/v2.0`).
+    pub tenant_issuer: Option<String>,
     /// When the keys were fetched.
     pub fetched_at: Instant,
 }
@@ -204,13 +206,20 @@ impl ProviderHandle {
         let doc = self.get_json(&url, None).await?;
         let metadata: CoreProviderMetadata = serde_json::from_slice(&doc).map_err(IdpError::Discovery)?;
         let extra: serde_json::Value = serde_json::from_slice(&doc).map_err(IdpError::Discovery)?;
-        // OIDC Discovery §4.3: the issuer in the document MUST exactly match.
-        if metadata.issuer().as_str() != s.issuer {
+        // OIDC Discovery §4.3: the issuer in the document MUST exactly match; Entra ID's
+        // multi-tenant endpoints (`/common/v2.0`) publish a template instead, accepted only
+        // with an allow-list of tenants (`provider.tenants`).
+        let discovered = metadata.issuer().as_str();
+        let tenant_issuer = if discovered == s.issuer {
+            None
+        } else if discovered.contains("{tenantid}") && !s.tenants.is_empty() {
+            Some(discovered.to_owned())
+        } else {
             return Err(IdpError::IssuerMismatch {
                 configured: s.issuer.clone(),
-                discovered: metadata.issuer().to_string(),
+                discovered: discovered.to_owned(),
             });
-        }
+        };
         let keys = self.get_json(metadata.jwks_uri().as_str(), None).await?;
         let (jwks, kept, skipped) = usable_keys(&keys)?;
         if !skipped.is_empty() {
@@ -253,6 +262,7 @@ impl ProviderHandle {
             introspection_endpoint,
             token_endpoint,
             client_auth,
+            tenant_issuer,
             fetched_at: Instant::now(),
         })
     }

@@ -236,13 +236,35 @@ impl<'a> Verifier<'a> {
         let jwk = jwk.ok_or(TokenError::UnknownKey)?;
         let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(format!("unusable key: {e}")))?;
         let mut v = Validation::new(header.alg);
-        // Step 2: `iss` exactly; step 3: `aud` contains us; step 9: `exp`.
-        v.set_issuer(&accepted_issuers(&self.settings.issuer));
+        // Step 2: `iss` exactly (one of the allowed tenants' for a multi-tenant issuer);
+        // step 3: `aud` contains us; step 9: `exp`.
+        let tenant_issuers: Vec<String> = match &self.provider.tenant_issuer {
+            Some(template) => self
+                .settings
+                .tenants
+                .iter()
+                .map(|t| template.replace("{tenantid}", t))
+                .collect(),
+            None => Vec::new(),
+        };
+        if self.provider.tenant_issuer.is_some() {
+            v.set_issuer(&tenant_issuers);
+        } else {
+            v.set_issuer(&accepted_issuers(&self.settings.issuer));
+        }
         v.set_audience(audiences);
         v.leeway = self.skew();
         v.validate_nbf = true;
         v.set_required_spec_claims(required);
         let data = decode::<Map<String, Value>>(token, &key, &v).map_err(|e| invalid(e.to_string()))?;
+        // Entra ID multi-tenant: the `tid` claim is the tenant the `iss` names.
+        if let Some(template) = &self.provider.tenant_issuer {
+            let tid = data.claims.get("tid").and_then(Value::as_str).unwrap_or_default();
+            let iss = data.claims.get("iss").and_then(Value::as_str).unwrap_or_default();
+            if tid.is_empty() || template.replace("{tenantid}", tid) != iss {
+                return Err(invalid("tid does not match the issuer's tenant"));
+            }
+        }
         // Step 10: `iat` — a token from the future is refused (jsonwebtoken leaves it).
         if let Some(iat) = data.claims.get("iat") {
             let iat = iat.as_u64().ok_or_else(|| invalid("iat is not a number"))?;
