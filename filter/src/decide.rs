@@ -45,6 +45,8 @@ pub struct Facts {
     pub hidden_separators: bool,
     /// A sign-out request sent from another site (Fetch Metadata or `Origin`).
     pub other_site: bool,
+    /// The redirect URI of a login started by this request, when its host has its own.
+    pub redirect_uri: Option<url::Url>,
     /// `content-type` of a back-channel logout request.
     pub content_type: Option<Vec<u8>>,
     /// How error replies are written for this client.
@@ -153,17 +155,23 @@ pub enum Work {
 pub enum Unauthenticated {
     /// 401 with `WWW-Authenticate`.
     Api,
-    /// 302 to the IdP, back to `target` afterwards; `clear_cookie` drops a bad cookie.
-    Browser {
-        /// Same-origin path to return to.
-        target: String,
-        /// Also expire the session cookie.
-        clear_cookie: bool,
-        /// Flow cookies to drop so the browser keeps at most the configured number.
-        stale_flows: Vec<String>,
-        /// Authorization-request parameters of this login (the route's, the request's).
-        params: Vec<(String, String)>,
-    },
+    /// 302 to the IdP.
+    Browser(LoginStart),
+}
+
+/// A login to start: where to, and what the redirect to the IdP carries.
+#[derive(Debug, Clone)]
+pub struct LoginStart {
+    /// Same-origin path to return to.
+    pub target: String,
+    /// Also expire the session cookie (it named a bad or ended session).
+    pub clear_cookie: bool,
+    /// Flow cookies to drop so the browser keeps at most the configured number.
+    pub stale_flows: Vec<String>,
+    /// Authorization-request parameters of this login (the route's, the request's).
+    pub params: Vec<(String, String)>,
+    /// This host's redirect URI, when it has its own.
+    pub redirect_uri: Option<url::Url>,
 }
 
 /// A verdict and what to count.
@@ -319,12 +327,13 @@ fn next_step(gw: &Gateway, f: &Facts, clear_cookie: bool) -> Unauthenticated {
             params.push((name.clone(), v));
         }
     }
-    Unauthenticated::Browser {
+    Unauthenticated::Browser(LoginStart {
         target: path::same_origin_target(&f.path),
         clear_cookie,
         stale_flows: f.flow_cookies[..excess].to_vec(),
         params,
-    }
+        redirect_uri: f.redirect_uri.clone(),
+    })
 }
 
 /// A live session meets the route's rules: admit it with its identity headers.
@@ -345,15 +354,7 @@ pub fn for_session(gw: &Gateway, session: &Session, route: &RouteSettings) -> Ve
 pub fn unauthenticated(gw: &Gateway, next: Unauthenticated, now: u64) -> Decision {
     match (next, gw.provider.current()) {
         (Unauthenticated::Api, _) => Verdict::Fail(Failure::new(FailureKind::Unauthorized, "no_credentials")).into(),
-        (
-            Unauthenticated::Browser {
-                target,
-                clear_cookie,
-                stale_flows,
-                params,
-            },
-            Some(p),
-        ) => login_redirect(gw, &p, target, clear_cookie, &stale_flows, &params, now),
+        (Unauthenticated::Browser(start), Some(p)) => login_redirect(gw, &p, start, now),
         (next, None) => Verdict::Async(Work::Login(next)).into(),
     }
 }
@@ -362,13 +363,17 @@ pub fn unauthenticated(gw: &Gateway, next: Unauthenticated, now: u64) -> Decisio
 pub fn login_redirect(
     gw: &Gateway,
     provider: &crate::oidc::provider::Provider,
-    target: String,
-    clear_cookie: bool,
-    stale_flows: &[String],
-    params: &[(String, String)],
+    start: LoginStart,
     now: u64,
 ) -> Decision {
-    let redirect = match login::start(gw, provider, target, params, now) {
+    let LoginStart {
+        target,
+        clear_cookie,
+        stale_flows,
+        params,
+        redirect_uri,
+    } = start;
+    let redirect = match login::start(gw, provider, target, &params, redirect_uri.as_ref(), now) {
         Ok(r) => r,
         Err(e) => return Verdict::Fail(Failure::because(FailureKind::Internal, "login_seal", e)).into(),
     };
@@ -381,7 +386,7 @@ pub fn login_redirect(
     if clear_cookie {
         headers.push(("set-cookie".into(), c.expire(&c.name).into_bytes()));
     }
-    for name in stale_flows {
+    for name in &stale_flows {
         headers.push(("set-cookie".into(), c.expire(name).into_bytes()));
     }
     Decision::counting(

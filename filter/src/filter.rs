@@ -80,12 +80,19 @@ impl OidcFilter {
         // behind a route without rules), so the filter cannot tell where it is safe.
         let hidden_separators =
             settings.encoded_separators == EncodedSeparators::Reject && path::hides_separators(&path);
-        let other_site = bare == settings.paths.logout
-            && from_other_site(
+        let redirect_uri = if settings.redirect_hosts.is_empty() {
+            None
+        } else {
+            self.gw.redirect_uri_for(s.header(HeaderKind::Request, ":authority"))
+        };
+        let other_site = bare == settings.paths.logout && {
+            let origin = redirect_uri.as_ref().map(|u| u.origin().ascii_serialization());
+            from_other_site(
                 s.header(HeaderKind::Request, "sec-fetch-site"),
                 s.header(HeaderKind::Request, "origin"),
-                &self.gw.origin,
-            );
+                origin.as_deref().unwrap_or(&self.gw.origin),
+            )
+        };
         let is_backchannel = bare == settings.paths.backchannel;
         Facts {
             route: route.cloned().unwrap_or_default(),
@@ -102,6 +109,7 @@ impl OidcFilter {
             api,
             hidden_separators,
             other_site,
+            redirect_uri,
             content_type: if is_backchannel {
                 s.header(HeaderKind::Request, "content-type").map(<[u8]>::to_vec)
             } else {

@@ -118,6 +118,22 @@ impl Gateway {
         }))
     }
 
+    /// The redirect URI of a login started at `authority` (the request's host): its own
+    /// when the host is in `redirect_hosts`, else `None` (the configured one). The request's
+    /// host is never trusted beyond that list.
+    pub fn redirect_uri_for(&self, authority: Option<&[u8]>) -> Option<url::Url> {
+        let host = std::str::from_utf8(authority?).ok()?.to_ascii_lowercase();
+        if !self.settings.redirect_hosts.contains(&host) {
+            return None;
+        }
+        url::Url::parse(&format!(
+            "{}://{host}{}",
+            self.settings.provider.redirect_uri.scheme(),
+            self.settings.paths.callback
+        ))
+        .ok()
+    }
+
     /// What a refresh needs from this gateway.
     pub fn refresh_context(&self) -> RefreshContext {
         RefreshContext {

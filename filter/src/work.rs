@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::bearer;
-use crate::decide::{self, Decision, Unauthenticated, Verdict, Work};
+use crate::decide::{self, Decision, LoginStart, Unauthenticated, Verdict, Work};
 use crate::endpoints;
 use crate::failure::Failure;
 use crate::gateway::Gateway;
@@ -73,23 +73,13 @@ async fn session(
     let mut decision = match session {
         Some(session) => decide::for_session(gw, &session, &route).into(),
         None => match next {
-            Unauthenticated::Browser {
-                target,
-                stale_flows,
-                params,
-                ..
-            } => {
+            Unauthenticated::Browser(start) => {
                 // The cookie named a session that is gone: drop it with the redirect.
-                login(
-                    gw,
-                    Unauthenticated::Browser {
-                        target,
-                        clear_cookie: true,
-                        stale_flows,
-                        params,
-                    },
-                )
-                .await
+                let start = LoginStart {
+                    clear_cookie: true,
+                    ..start
+                };
+                login(gw, Unauthenticated::Browser(start)).await
             }
             api => decide::unauthenticated(gw, api, now),
         },
@@ -132,17 +122,11 @@ async fn introspect(gw: &Gateway, token: String, route: crate::config::RouteSett
 }
 
 async fn login(gw: &Gateway, next: Unauthenticated) -> Decision {
-    let Unauthenticated::Browser {
-        target,
-        clear_cookie,
-        stale_flows,
-        params,
-    } = next
-    else {
+    let Unauthenticated::Browser(start) = next else {
         return decide::unauthenticated(gw, next, gw.clock.now());
     };
     match gw.provider.wait(gw.settings.timeouts.startup_wait).await {
-        Ok(p) => decide::login_redirect(gw, &p, target, clear_cookie, &stale_flows, &params, gw.clock.now()),
+        Ok(p) => decide::login_redirect(gw, &p, start, gw.clock.now()),
         Err(e) => Verdict::Fail(Failure::from(e)).into(),
     }
 }

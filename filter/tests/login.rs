@@ -322,3 +322,39 @@ async fn group_rules_and_public_routes() {
     );
     assert_eq!(anon.navigate(&setup.url("/private")).await[0].status, 302);
 }
+
+/// Several hosts on one filter: a login started at a host in `redirect_hosts` comes back
+/// to that host (its own redirect URI, checked by the IdP at the code exchange); the
+/// request's host is not trusted beyond the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_allowed_host_logs_in_with_its_own_redirect_uri() {
+    let setup = Setup::start(Options {
+        localhost_too: true,
+        ..Options::default()
+    })
+    .await;
+    let port = setup.envoy().port;
+    for host in ["127.0.0.1", "localhost"] {
+        let b = Browser::new();
+        let pages = b.login(&format!("http://{host}:{port}/deep"), "alice").await;
+        let auth = pages[0].location().expect("to the IdP");
+        assert_eq!(
+            query(&auth, "redirect_uri"),
+            Some(format!("http://{host}:{port}/oauth2/callback")),
+            "{host}"
+        );
+        assert_eq!(seen(&pages).header("x-auth-request-user").as_deref(), Some("alice"));
+        assert_eq!(last(&pages).url.host_str(), Some(host));
+    }
+    // A host not in the list gets the configured redirect URI, not its own.
+    let page = Browser::new()
+        .request(
+            "GET",
+            &Url::parse(&setup.url("/x")).expect("url"),
+            None,
+            &[("host", "evil.example")],
+        )
+        .await;
+    let auth = page.location().expect("to the IdP");
+    assert_eq!(query(&auth, "redirect_uri"), Some(setup.url("/oauth2/callback")));
+}

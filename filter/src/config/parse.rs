@@ -101,6 +101,7 @@ impl Settings {
             error_pages: ErrorPages::try_from(raw.error_pages)?,
             encoded_separators: raw.encoded_separators,
             authorize_passthrough: passthrough(raw.authorize_passthrough)?,
+            redirect_hosts: raw.redirect_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
         })
     }
 }

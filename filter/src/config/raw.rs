@@ -60,6 +60,8 @@ pub(super) struct Raw {
     pub(super) readiness_path: String,
     #[serde(default)]
     pub(super) authorize_passthrough: Vec<String>,
+    #[serde(default)]
+    pub(super) redirect_hosts: Vec<String>,
 }
 
 pub(super) fn default_readiness_path() -> String {

@@ -364,6 +364,9 @@ pub struct Settings {
     pub error_pages: ErrorPages,
     /// Paths with encoded separators.
     pub encoded_separators: EncodedSeparators,
+    /// Hosts (`host[:port]`, lower case) whose own redirect URI a login started there
+    /// uses (the configured one's scheme and path); any other host uses `redirect_uri`.
+    pub redirect_hosts: Vec<String>,
     /// Query parameters of the request passed on to the authorization request
     /// (`login_hint`, `ui_locales`...).
     pub authorize_passthrough: Vec<String>,

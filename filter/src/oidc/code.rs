@@ -47,7 +47,7 @@ async fn exchange_and_validate(
     code: String,
     flow: &FlowState,
 ) -> Result<Session, CallbackError> {
-    let token = token_endpoint::exchange_code(&gw.provider, p, &code, &flow.verifier)
+    let token = token_endpoint::exchange_code(&gw.provider, p, &code, &flow.verifier, &flow.redirect_uri)
         .await
         .map_err(|e| match e {
             // RFC 6749 §5.2: only invalid_grant is about the code the browser brought

@@ -26,6 +26,8 @@ pub struct FlowState {
     pub verifier: String,
     /// Where the user was going (same-origin path).
     pub target: String,
+    /// The redirect URI of this login (the host's own, or the configured one).
+    pub redirect_uri: String,
 }
 
 impl std::fmt::Debug for FlowState {
@@ -60,8 +62,10 @@ pub fn start(
     provider: &Provider,
     target: String,
     params: &[(String, String)],
+    redirect_uri: Option<&url::Url>,
     now: u64,
 ) -> Result<LoginRedirect, session_store::SealError> {
+    let redirect_uri = redirect_uri.unwrap_or(&gw.settings.provider.redirect_uri).to_string();
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut req = provider
         .client
@@ -70,7 +74,10 @@ pub fn start(
             CsrfToken::new_random,
             Nonce::new_random,
         )
-        .set_pkce_challenge(challenge);
+        .set_pkce_challenge(challenge)
+        .set_redirect_uri(std::borrow::Cow::Owned(openidconnect::RedirectUrl::from_url(
+            url::Url::parse(&redirect_uri).unwrap_or_else(|_| gw.settings.provider.redirect_uri.clone()),
+        )));
     for scope in gw.settings.provider.scopes.iter().filter(|s| *s != "openid") {
         req = req.add_scope(Scope::new(scope.clone()));
     }
@@ -92,6 +99,7 @@ pub fn start(
         nonce: nonce.secret().clone(),
         verifier: verifier.secret().clone(),
         target,
+        redirect_uri,
     };
     let sealed = gw.sessions.sealer().seal(&name, &flow, now + FLOW_TTL_SECS)?;
     Ok(LoginRedirect {

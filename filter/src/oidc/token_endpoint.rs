@@ -82,13 +82,13 @@ pub async fn exchange_code(
     p: &Provider,
     code: &str,
     verifier: &str,
+    redirect_uri: &str,
 ) -> Result<TokenAnswer, TokenEndpointError> {
     let s = handle.settings();
-    let redirect = s.redirect_uri.to_string();
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code),
-        ("redirect_uri", redirect.as_str()),
+        ("redirect_uri", redirect_uri),
         ("code_verifier", verifier),
     ];
     post(handle, p, s, &form).await

@@ -412,7 +412,10 @@ impl Harness {
         headers: &[(&str, &str)],
         route: Option<RouteSettings>,
     ) -> (OidcFilter, FakeStream, HeadersStatus) {
-        let mut all: Vec<(&str, &str)> = vec![(":authority", "app.test")];
+        let mut all: Vec<(&str, &str)> = Vec::new();
+        if !headers.iter().any(|(k, _)| *k == ":authority") {
+            all.push((":authority", "app.test"));
+        }
         if !headers.iter().any(|(k, _)| *k == ":method") {
             all.push((":method", "GET"));
         }

@@ -34,6 +34,9 @@ pub struct Options {
     pub idp_down_at_start: bool,
     /// The listener comes from a watched LDS file (`Setup::reload` replaces it).
     pub lds: bool,
+    /// The gateway is also reached as `localhost:<port>`, a host with its own redirect URI
+    /// (`redirect_hosts`), registered at the IdP too.
+    pub localhost_too: bool,
     /// Changes the shipped demo config before use (tests of what the filter does when
     /// Envoy's own defences are off).
     pub envoy_yaml: fn(String) -> String,
@@ -49,6 +52,7 @@ impl Default for Options {
             dead_issuer: false,
             idp_down_at_start: false,
             lds: false,
+            localhost_too: false,
             envoy_yaml: |y| y,
         }
     }
@@ -74,7 +78,15 @@ impl Setup {
             &[IdpClient {
                 client_id: CLIENT_ID.into(),
                 client_secret: CLIENT_SECRET.into(),
-                redirect_uris: bases.iter().map(|b| format!("{b}/oauth2/callback")).collect(),
+                redirect_uris: bases
+                    .iter()
+                    .flat_map(|b| {
+                        [
+                            format!("{b}/oauth2/callback"),
+                            format!("{}/oauth2/callback", b.replace("127.0.0.1", "localhost")),
+                        ]
+                    })
+                    .collect(),
                 post_logout_redirect_uris: bases.iter().map(|b| format!("{b}/")).collect(),
                 backchannel_logout_uri: Some(format!("{}/oauth2/backchannel_logout", bases[0])),
             }],
@@ -109,6 +121,11 @@ impl Setup {
                 "bearer": {"enabled": true},
                 "timeouts": {"startup_wait_ms": 3000, "idp_ms": 3000},
             });
+            if opts.localhost_too {
+                let host = base.trim_start_matches("http://");
+                let alias = host.replace("127.0.0.1", "localhost");
+                merge(&mut config, &json!({"redirect_hosts": [host, alias]}));
+            }
             merge(&mut config, &opts.extra);
             let yaml = (opts.envoy_yaml)(demo_yaml(base, &config.to_string(), echo.port));
             let envoy = if opts.lds {
