@@ -381,3 +381,19 @@ async fn entra_multi_tenant_with_an_allow_list() {
         assert_eq!(pages.last().expect("page").status, 502, "{what}");
     }
 }
+
+/// `tls_client_auth` (RFC 8705): no secret and no assertion at the token endpoint (the
+/// connection's client certificate is the credential; this OP does not ask for one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_auth_sends_no_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    testkit::make_certs(dir.path());
+    let op = support::VendorOp::start_tls(dir.path()).await;
+    let path = |f: &str| dir.path().join(f).display().to_string();
+    let extra = json!({"client_secret": null, "client_auth": {"method": "tls_client_auth"},
+        "provider": {"ca_file": path("ca.pem"), "client_cert_file": path("client.pem"),
+                     "client_key": {"file": path("client.key")}}});
+    let setup = support::VendorSetup::start_at(op, "", extra, true).await;
+    seen(&setup.login(&Browser::new(), "/").await);
+    assert_eq!(last_auth(&setup).await["last_auth"], "none");
+}

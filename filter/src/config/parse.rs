@@ -128,6 +128,10 @@ fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
         (ClientAuthMethod::PrivateKeyJwt, _, false) => {
             return Err(err("client_auth.private_key", "required with private_key_jwt"))
         }
+        (ClientAuthMethod::TlsClientAuth, _, _) if raw.provider.client_cert_file.is_none() => {
+            return Err(err("provider.client_cert_file", "required with tls_client_auth"))
+        }
+        (ClientAuthMethod::TlsClientAuth, _, _) => {}
         (ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost, false, _)
         | (ClientAuthMethod::Auto, false, false) => return Err(err("client_secret", "required")),
         _ => {}

@@ -191,3 +191,10 @@ fn client_authentication_needs_its_credential() {
         serde_json::json!({"method": "private_key_jwt", "private_key": {"inline": "x"}, "algorithm": "HS256"});
     assert_eq!(field_of(v), "client_auth.algorithm");
 }
+
+#[test]
+fn tls_client_auth_needs_a_client_certificate() {
+    let mut v = base();
+    v["client_auth"] = serde_json::json!({"method": "tls_client_auth"});
+    assert_eq!(field_of(v), "provider.client_cert_file");
+}

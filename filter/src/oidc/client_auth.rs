@@ -23,6 +23,8 @@ pub enum ClientAuthMethod {
     ClientSecretPost,
     /// `private_key_jwt`.
     PrivateKeyJwt,
+    /// `tls_client_auth` (RFC 8705): the client certificate of `provider.client_cert_file`.
+    TlsClientAuth,
 }
 
 /// The method in use with one IdP snapshot.
@@ -34,6 +36,9 @@ pub enum ClientAuth {
     Post,
     /// A signed JWT assertion.
     PrivateKeyJwt,
+    /// Mutual TLS: the connection's client certificate is the credential; the form names
+    /// the client.
+    Tls,
 }
 
 /// Our private key for `private_key_jwt`.
@@ -54,6 +59,7 @@ impl ClientAuth {
             ClientAuthMethod::ClientSecretBasic => ClientAuth::Basic,
             ClientAuthMethod::ClientSecretPost => ClientAuth::Post,
             ClientAuthMethod::PrivateKeyJwt => ClientAuth::PrivateKeyJwt,
+            ClientAuthMethod::TlsClientAuth => ClientAuth::Tls,
             ClientAuthMethod::Auto => {
                 let lists = |m: &str| supported.iter().any(|s| s == m);
                 if has_key && lists("private_key_jwt") {
@@ -88,6 +94,10 @@ impl ClientAuth {
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD.encode(pair)
                 )))
+            }
+            ClientAuth::Tls => {
+                form.push(("client_id", s.client_id.clone()));
+                Ok(None)
             }
             ClientAuth::Post => {
                 form.push(("client_id", s.client_id.clone()));
