@@ -13,6 +13,7 @@ fn settings() -> CookieSettings {
         secure: true,
         same_site: SameSite::Lax,
         max_login_flows: 3,
+        domain: None,
     }
 }
 

@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
         secure: true,
         same_site: SameSite::Lax,
         max_login_flows: 3,
+        domain: None,
     };
     let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
     let found = cookies::find(&lines, &settings.name);

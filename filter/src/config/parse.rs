@@ -174,6 +174,12 @@ impl TryFrom<RawCookie> for CookieSettings {
         if (c.name.starts_with("__Host-") || c.name.starts_with("__Secure-")) && !c.secure {
             return Err(err("cookie.secure", "a __Host- or __Secure- cookie must be Secure"));
         }
+        if c.domain.is_some() && c.name.starts_with("__Host-") {
+            return Err(err(
+                "cookie.domain",
+                "a __Host- cookie cannot have a Domain: rename it (e.g. __Secure-oidc_session)",
+            ));
+        }
         if c.max_login_flows == 0 {
             return Err(err("cookie.max_login_flows", "must be at least 1"));
         }
@@ -191,6 +197,7 @@ impl TryFrom<RawCookie> for CookieSettings {
             secure: c.secure,
             same_site: c.same_site,
             max_login_flows: c.max_login_flows,
+            domain: c.domain,
         })
     }
 }

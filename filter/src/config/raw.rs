@@ -117,6 +117,7 @@ pub(super) struct RawCookie {
     pub(super) secure: bool,
     pub(super) same_site: SameSite,
     pub(super) max_login_flows: usize,
+    pub(super) domain: Option<String>,
 }
 
 impl Default for RawCookie {
@@ -126,6 +127,7 @@ impl Default for RawCookie {
             secure: true,
             same_site: SameSite::Lax,
             max_login_flows: 3,
+            domain: None,
         }
     }
 }

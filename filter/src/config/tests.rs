@@ -198,3 +198,12 @@ fn tls_client_auth_needs_a_client_certificate() {
     v["client_auth"] = serde_json::json!({"method": "tls_client_auth"});
     assert_eq!(field_of(v), "provider.client_cert_file");
 }
+
+#[test]
+fn a_shared_session_cookie_cannot_be_host_only_by_name() {
+    let mut v = base();
+    v["cookie"] = serde_json::json!({"domain": "example.com"});
+    assert_eq!(field_of(v.clone()), "cookie.domain");
+    v["cookie"] = serde_json::json!({"domain": "example.com", "name": "__Secure-oidc_session"});
+    assert_eq!(parse(v).expect("valid").cookie.domain.as_deref(), Some("example.com"));
+}

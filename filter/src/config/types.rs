@@ -172,6 +172,9 @@ pub struct CookieSettings {
     pub same_site: SameSite,
     /// Most unfinished logins (flow cookies) a browser keeps; older ones are dropped.
     pub max_login_flows: usize,
+    /// `Domain` of the session cookie, for single sign-on across subdomains (then the
+    /// name cannot be `__Host-`); `None`: host-only.
+    pub domain: Option<String>,
 }
 
 /// Where sessions are kept.

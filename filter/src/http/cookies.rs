@@ -108,16 +108,19 @@ impl CookieSettings {
             SameSite::Strict => cookie::SameSite::Strict,
             SameSite::None => cookie::SameSite::None,
         };
-        cookie::Cookie::build((name, value))
+        let mut c = cookie::Cookie::build((name, value))
             .path("/")
             .max_age(cookie::time::Duration::seconds(
                 i64::try_from(max_age).unwrap_or(i64::MAX),
             ))
             .http_only(true)
             .same_site(same_site)
-            .secure(self.secure)
-            .build()
-            .to_string()
+            .secure(self.secure);
+        // The session cookie may be shared across subdomains; a flow cookie never is.
+        if let Some(domain) = self.domain.as_deref().filter(|_| name == self.name) {
+            c = c.domain(domain.to_owned());
+        }
+        c.build().to_string()
     }
 }
 
@@ -132,6 +135,7 @@ mod tests {
             secure: true,
             same_site: SameSite::Lax,
             max_login_flows: 3,
+            domain: None,
         }
     }
 
@@ -203,6 +207,16 @@ mod tests {
         assert!(
             strict.flow("oidc_flow_x", "f", 600).contains("SameSite=Lax"),
             "flow cookies stay Lax whatever the session's"
+        );
+        let shared = CookieSettings {
+            name: "oidc_session".into(),
+            domain: Some("example.com".into()),
+            ..settings()
+        };
+        assert!(shared.session("v", 1).contains("Domain=example.com"));
+        assert!(
+            !shared.flow("oidc_flow_x", "f", 600).contains("Domain"),
+            "flows stay host-only"
         );
     }
 }
