@@ -163,6 +163,11 @@ pub fn encrypt_record(ticket: &Ticket, key: &StoreKey, session: &Session) -> Res
     if plain.len() > MAX_SESSION_BYTES {
         return Err(RecordError::TooLarge(plain.len()));
     }
+    seal_record(ticket, key, &plain)
+}
+
+/// AES-256-GCM of an encoded session: a fresh nonce, then the ciphertext.
+fn seal_record(ticket: &Ticket, key: &StoreKey, plain: &[u8]) -> Result<Vec<u8>, RecordError> {
     let cipher = Aes256Gcm::new_from_slice(ticket.data_key.secret()).map_err(|_| RecordError::Encoding)?;
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce)?;
@@ -170,7 +175,7 @@ pub fn encrypt_record(ticket: &Ticket, key: &StoreKey, session: &Session) -> Res
         .encrypt(
             Nonce::from_slice(&nonce),
             Payload {
-                msg: &plain,
+                msg: plain,
                 aad: &key.0,
             },
         )
@@ -240,18 +245,7 @@ mod tests {
             idle_expires_at: 900,
         };
         let plain = postcard::to_stdvec(&old).expect("encode");
-        let cipher = Aes256Gcm::new_from_slice(ticket.data_key.secret()).expect("key");
-        let nonce = [1u8; NONCE_LEN];
-        let ct = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &plain,
-                    aad: &key.0,
-                },
-            )
-            .expect("encrypt");
-        let record = [nonce.as_slice(), &ct].concat();
+        let record = seal_record(&ticket, &key, &plain).expect("seal");
         let s = decrypt_record(&ticket, &key, &record).expect("an old record decrypts");
         assert_eq!(
             (s.subject.as_str(), s.last_used_at, s.access_received_at),
