@@ -8,7 +8,7 @@ use crate::decide::{Decision, Verdict};
 use crate::failure::{Failure, FailureKind};
 use crate::gateway::Gateway;
 use crate::metrics::Metric;
-use crate::oidc::tokens::{TokenError, Verifier};
+use crate::oidc::tokens::Verifier;
 
 /// Largest back-channel logout body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -37,12 +37,12 @@ pub async fn run(gw: &Gateway, body: &[u8], content_type: Option<&[u8]>) -> Deci
         Err(e) => return failed(Failure::from(e)),
     };
     let max_age = s.sign_out.backchannel_max_age;
-    let mut check = Verifier::new(&provider, &s.provider).logout_token(&token, max_age.as_secs());
-    if check.as_ref().err() == Some(&TokenError::UnknownKey) {
-        if let Some(fresh) = gw.provider.refresh_for_unknown_key().await {
-            check = Verifier::new(&fresh, &s.provider).logout_token(&token, max_age.as_secs());
-        }
-    }
+    let check = gw
+        .provider
+        .verify(&provider, |p| {
+            Verifier::new(p, &s.provider).logout_token(&token, max_age.as_secs())
+        })
+        .await;
     let claims = match check {
         Ok(verified) => verified.claims,
         Err(e) => return invalid(&e.to_string()),

@@ -12,7 +12,7 @@ use crate::oidc::claims;
 use crate::oidc::login::FlowState;
 use crate::oidc::provider::Provider;
 use crate::oidc::token_endpoint::{self, TokenEndpointError};
-use crate::oidc::tokens::{IdTokenCheck, TokenError, Verifier};
+use crate::oidc::tokens::{IdTokenCheck, Verifier};
 use crate::oidc::userinfo::{self, UserinfoError};
 use crate::session::identity;
 
@@ -65,15 +65,8 @@ async fn exchange_and_validate(
         };
         Verifier::new(p, &gw.settings.provider).id_token(raw_id_token, check)
     };
-    let mut verified = verify(p);
-    // Key rotation: a kid we have not fetched yet means fetch the keys again (rate
-    // limited, shared with bearer and logout tokens), not a failed login.
-    if verified.as_ref().err() == Some(&TokenError::UnknownKey) {
-        tracing::info!("ID token signed with a key id not fetched yet: fetching the keys again");
-        if let Some(fresh) = gw.provider.refresh_for_unknown_key().await {
-            verified = verify(&fresh);
-        }
-    }
+    // Key rotation: a kid not fetched yet fetches the keys again, not a failed login.
+    let verified = gw.provider.verify(p, verify).await;
     let id_token = verified.map_err(|e| CallbackError::IdTokenInvalid(e.to_string()))?;
     let subject = id_token.claims().sub.clone();
     let userinfo = match userinfo::fetch(&gw.provider, p, &token.access_token, &subject).await {

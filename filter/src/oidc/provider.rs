@@ -19,7 +19,7 @@ use url::Url;
 use crate::config::ProviderSettings;
 use crate::error::IdpError;
 use crate::oidc::client_auth::ClientAuth;
-use crate::oidc::tokens::ALLOWED_ALGS;
+use crate::oidc::tokens::{TokenError, ALLOWED_ALGS};
 use crate::oidc::transport::{get_json, IdpTransport};
 
 /// The OIDC client with the endpoints discovery provides.
@@ -166,6 +166,25 @@ impl ProviderHandle {
                 tracing::warn!(error = %e, "key refresh for an unknown kid failed");
                 None
             }
+        }
+    }
+
+    /// Verifies with `p`'s keys; a token signed with a key not fetched yet (rotation)
+    /// fetches the keys again (rate limited) and is verified once more.
+    pub async fn verify<T>(
+        &self,
+        p: &Provider,
+        verify: impl Fn(&Provider) -> Result<T, TokenError>,
+    ) -> Result<T, TokenError> {
+        match verify(p) {
+            Err(TokenError::UnknownKey) => {
+                tracing::info!("token signed with a key id not fetched yet: fetching the keys again");
+                match self.refresh_for_unknown_key().await {
+                    Some(fresh) => verify(&fresh),
+                    None => Err(TokenError::UnknownKey),
+                }
+            }
+            other => other,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::config::{AuthzRules, RefreshSettings};
 use crate::oidc::provider::ProviderHandle;
 use crate::oidc::token_endpoint::{self, TokenEndpointError};
-use crate::oidc::tokens::{IdTokenCheck, TokenError, Verifier};
+use crate::oidc::tokens::{IdTokenCheck, Verifier};
 use crate::oidc::{claims, userinfo};
 
 /// How a refresh ended.
@@ -187,13 +187,7 @@ async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shar
                     };
                     Verifier::new(p, cx.provider.settings()).id_token(raw, check)
                 };
-                let mut verified = verify(&provider);
-                if verified.as_ref().err() == Some(&TokenError::UnknownKey) {
-                    if let Some(fresh) = cx.provider.refresh_for_unknown_key().await {
-                        verified = verify(&fresh);
-                    }
-                }
-                match verified {
+                match cx.provider.verify(&provider, verify).await {
                     Ok(v) => id_claims = Some(v.payload().clone()),
                     Err(e) => {
                         tracing::warn!(error = %e, "refreshed ID token refused; the session keeps its tokens");
