@@ -83,7 +83,9 @@ impl OidcFilter {
         let redirect_uri = if settings.redirect_hosts.is_empty() {
             None
         } else {
-            self.gw.redirect_uri_for(s.header(HeaderKind::Request, ":authority"))
+            self.gw
+                .redirect_uri_for(s.header(HeaderKind::Request, ":authority"))
+                .cloned()
         };
         let other_site = bare == settings.paths.logout && {
             let origin = redirect_uri.as_ref().map(|u| u.origin().ascii_serialization());

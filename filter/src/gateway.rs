@@ -37,6 +37,8 @@ pub struct Gateway {
     /// This app's origin (`scheme://host[:port]` of the redirect URI), for same-origin
     /// checks.
     pub origin: String,
+    /// Each of `redirect_hosts` with its own redirect URI (built once, at load).
+    redirect_uris: Vec<(String, url::Url)>,
     /// Every background task of this config: stopped when the config goes.
     background: Vec<tokio::task::AbortHandle>,
 }
@@ -101,10 +103,21 @@ impl Gateway {
             deadline: settings.timeouts.request,
         });
         let origin = settings.provider.redirect_uri.origin().ascii_serialization();
+        let redirect_uris = settings
+            .redirect_hosts
+            .iter()
+            .map(|host| {
+                let scheme = settings.provider.redirect_uri.scheme();
+                url::Url::parse(&format!("{scheme}://{host}{}", settings.paths.callback))
+                    .map(|url| (host.clone(), url))
+                    .map_err(|e| format!("redirect_hosts: {host:?}: {e}"))
+            })
+            .collect::<Result<_, String>>()?;
         let introspector = settings.bearer.introspection.as_ref().map(Introspector::new);
         let claim_names = crate::oidc::claims::wanted(&settings);
         Ok(Arc::new(Self {
             origin,
+            redirect_uris,
             settings,
             provider,
             sessions,
@@ -121,17 +134,12 @@ impl Gateway {
     /// The redirect URI of a login started at `authority` (the request's host): its own
     /// when the host is in `redirect_hosts`, else `None` (the configured one). The request's
     /// host is never trusted beyond that list.
-    pub fn redirect_uri_for(&self, authority: Option<&[u8]>) -> Option<url::Url> {
-        let host = std::str::from_utf8(authority?).ok()?.to_ascii_lowercase();
-        if !self.settings.redirect_hosts.contains(&host) {
-            return None;
-        }
-        url::Url::parse(&format!(
-            "{}://{host}{}",
-            self.settings.provider.redirect_uri.scheme(),
-            self.settings.paths.callback
-        ))
-        .ok()
+    pub fn redirect_uri_for(&self, authority: Option<&[u8]>) -> Option<&url::Url> {
+        let authority = authority?;
+        self.redirect_uris
+            .iter()
+            .find(|(host, _)| host.as_bytes().eq_ignore_ascii_case(authority))
+            .map(|(_, url)| url)
     }
 
     /// What a refresh needs from this gateway.

@@ -19,7 +19,7 @@ use url::Url;
 use crate::config::ProviderSettings;
 use crate::error::IdpError;
 use crate::oidc::client_auth::ClientAuth;
-use crate::oidc::tokens::{TokenError, ALLOWED_ALGS};
+use crate::oidc::tokens::{accepted_issuers, TokenError, ALLOWED_ALGS};
 use crate::oidc::transport::{get_json, IdpTransport};
 
 /// The OIDC client with the endpoints discovery provides.
@@ -44,6 +44,9 @@ pub struct Provider {
     pub client_auth: ClientAuth,
     /// A multi-tenant issuer's template (`https://login.microsoftonline.com/{tenantid}/v2.0`).
     pub tenant_issuer: Option<String>,
+    /// The `iss` values tokens may carry: the issuer (and Google's bare spelling), or the
+    /// template filled with each allowed tenant (built once, not per token).
+    pub issuers: Vec<String>,
     /// When the keys were fetched.
     pub fetched_at: Instant,
 }
@@ -281,6 +284,10 @@ impl ProviderHandle {
             introspection_endpoint,
             token_endpoint,
             client_auth,
+            issuers: match &tenant_issuer {
+                Some(template) => s.tenants.iter().map(|t| template.replace("{tenantid}", t)).collect(),
+                None => accepted_issuers(&s.issuer).into_iter().map(str::to_owned).collect(),
+            },
             tenant_issuer,
             fetched_at: Instant::now(),
         })

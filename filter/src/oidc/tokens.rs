@@ -238,20 +238,7 @@ impl<'a> Verifier<'a> {
         let mut v = Validation::new(header.alg);
         // Step 2: `iss` exactly (one of the allowed tenants' for a multi-tenant issuer);
         // step 3: `aud` contains us; step 9: `exp`.
-        let tenant_issuers: Vec<String> = match &self.provider.tenant_issuer {
-            Some(template) => self
-                .settings
-                .tenants
-                .iter()
-                .map(|t| template.replace("{tenantid}", t))
-                .collect(),
-            None => Vec::new(),
-        };
-        if self.provider.tenant_issuer.is_some() {
-            v.set_issuer(&tenant_issuers);
-        } else {
-            v.set_issuer(&accepted_issuers(&self.settings.issuer));
-        }
+        v.set_issuer(&self.provider.issuers);
         v.set_audience(audiences);
         v.leeway = self.skew();
         v.validate_nbf = true;
@@ -379,7 +366,7 @@ impl<'a> Verifier<'a> {
 /// The `iss` values accepted for our issuer: exactly it, and for Google also the bare
 /// `accounts.google.com` its ID tokens may carry (Google's OpenID Connect documentation);
 /// for no other issuer.
-fn accepted_issuers(issuer: &str) -> Vec<&str> {
+pub(crate) fn accepted_issuers(issuer: &str) -> Vec<&str> {
     const GOOGLE: &str = "https://accounts.google.com";
     if issuer == GOOGLE {
         vec![GOOGLE, "accounts.google.com"]
