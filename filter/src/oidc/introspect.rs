@@ -92,9 +92,12 @@ impl Introspector {
         let form = [("token", token), ("token_type_hint", "access_token")];
         let request = token_endpoint::form_post(endpoint.as_str(), provider.settings(), snapshot.client_auth, &form)?;
         let body = provider.send_json(request).await?;
-        let response: Response = serde_json::from_slice(&body).map_err(|e| IdpError::Malformed(e.to_string()))?;
-        let payload: Map<String, Value> =
-            serde_json::from_slice(&body).map_err(|e| IdpError::Malformed(e.to_string()))?;
+        // Parsed once: the typed fields are read from the same value the claims come from.
+        let value: Value = serde_json::from_slice(&body).map_err(|e| IdpError::Malformed(e.to_string()))?;
+        let response = Response::deserialize(&value).map_err(|e| IdpError::Malformed(e.to_string()))?;
+        let Value::Object(payload) = value else {
+            return Err(IdpError::Malformed("introspection answer is not an object".into()));
+        };
         let answer = check(response, payload, provider.settings(), policy, now);
         let until = match &answer {
             Ok(v) => now + self.ttl.min(v.claims.exp.saturating_sub(now)),
