@@ -24,7 +24,7 @@ lang=en-GB; _gid=GA1.1.987654321.1700000000";
 
 /// Our split, with the session value owned as the filter keeps it.
 fn with_ours(lines: &[&[u8]], s: &CookieSettings) -> (Option<String>, Option<Vec<u8>>) {
-    match split_ours(lines, s) {
+    match split_ours(lines, s, &[]) {
         Some(split) => (split.session.map(str::to_owned), split.rest),
         None => (None, None),
     }

@@ -13,6 +13,7 @@ use crate::endpoints::backchannel;
 use crate::failure::{Failure, FailureKind, ReplyFormat};
 use crate::gateway::Gateway;
 use crate::http::{bearer_token, cookies, from_other_site, is_api, is_identity_header, path};
+use crate::realms::Realms;
 use crate::work;
 
 /// How a stream's error replies are written: decided once from its request.
@@ -24,6 +25,9 @@ struct Replying {
 
 /// The filter of one stream.
 pub struct OidcFilter {
+    realms: Arc<Realms>,
+    /// The index of the IdP serving this stream (in `realms`).
+    realm: usize,
     gw: Arc<Gateway>,
     task: Option<Pending<Decision>>,
     replying: Option<Replying>,
@@ -33,10 +37,12 @@ pub struct OidcFilter {
 }
 
 impl OidcFilter {
-    /// A filter for a new stream.
-    pub fn new(gw: Arc<Gateway>) -> Self {
+    /// A filter for a new stream (served by the default IdP until the request says else).
+    pub fn new(realms: Arc<Realms>) -> Self {
         Self {
-            gw,
+            gw: realms.default_realm().gw.clone(),
+            realms,
+            realm: 0,
             task: None,
             replying: None,
             awaiting_logout_body: false,
@@ -45,23 +51,23 @@ impl OidcFilter {
     }
 
     /// Reads the request: owned facts, so the stream can be changed afterwards.
-    fn gather(&self, s: &dyn HttpStream) -> Facts {
+    fn gather(&self, s: &dyn HttpStream, path: String, route: RouteSettings) -> Facts {
         let settings = &self.gw.settings;
-        let path = String::from_utf8_lossy(s.header(HeaderKind::Request, ":path").unwrap_or(b"/")).into_owned();
         let method = String::from_utf8_lossy(s.header(HeaderKind::Request, ":method").unwrap_or(b"GET")).into_owned();
         let accept = s.header(HeaderKind::Request, "accept");
         let cookie_lines = s.header_values(HeaderKind::Request, "cookie");
         // One pass over the cookie lines: our session cookie, login flows, and what the
         // upstream keeps.
-        let (session_cookie, flow_cookies, upstream_cookie) = match cookies::split_ours(&cookie_lines, &settings.cookie)
-        {
-            Some(split) => (
-                split.session.map(str::to_owned),
-                split.flows.into_iter().map(str::to_owned).collect(),
-                Some(split.rest),
-            ),
-            None => (None, Vec::new(), None),
-        };
+        let foreign = &self.realms.all()[self.realm].foreign_cookies;
+        let (session_cookie, flow_cookies, upstream_cookie) =
+            match cookies::split_ours(&cookie_lines, &settings.cookie, foreign) {
+                Some(split) => (
+                    split.session.map(str::to_owned),
+                    split.flows.into_iter().map(str::to_owned).collect(),
+                    Some(split.rest),
+                ),
+                None => (None, Vec::new(), None),
+            };
         let bare = path.split('?').next().unwrap_or("/");
         // Only the callback reads the flow cookie: copy the lines for it alone.
         let cookie_header = if bare == settings.paths.callback {
@@ -75,7 +81,6 @@ impl OidcFilter {
             accept,
             s.header(HeaderKind::Request, "x-requested-with"),
         );
-        let route = s.route_config().and_then(|r| r.downcast_ref::<RouteSettings>());
         // Any route's rules could be walked around with such a path (the app decodes it
         // behind a route without rules), so the filter cannot tell where it is safe.
         let hidden_separators =
@@ -97,7 +102,7 @@ impl OidcFilter {
         };
         let is_backchannel = bare == settings.paths.backchannel;
         Facts {
-            route: route.cloned().unwrap_or_default(),
+            route,
             session_cookie,
             flow_cookies,
             upstream_cookie,
@@ -133,12 +138,14 @@ impl OidcFilter {
     /// `authorization` only where it is the checked credential or allowed, none of our
     /// cookies.
     fn scrub(&self, s: &mut dyn HttpStream, upstream_cookie: Option<Option<Vec<u8>>>, strip_authorization: bool) {
-        let h = &self.gw.settings.headers;
+        // Every IdP's identity headers: the app behind one route may trust another's.
+        let realms = self.realms.all();
         let present: Vec<String> = s
             .headers(HeaderKind::Request)
             .iter()
             .filter(|(k, _)| {
-                is_identity_header(k, h) || (strip_authorization && k.eq_ignore_ascii_case(b"authorization"))
+                realms.iter().any(|r| is_identity_header(k, &r.gw.settings.headers))
+                    || (strip_authorization && k.eq_ignore_ascii_case(b"authorization"))
             })
             .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
             .collect();
@@ -153,7 +160,32 @@ impl OidcFilter {
     }
 
     fn request_headers(&mut self, s: &mut dyn HttpStream) -> HeadersStatus {
-        let facts = self.gather(s);
+        let path = String::from_utf8_lossy(s.header(HeaderKind::Request, ":path").unwrap_or(b"/")).into_owned();
+        let route = s
+            .route_config()
+            .and_then(|r| r.downcast_ref::<RouteSettings>())
+            .cloned()
+            .unwrap_or_default();
+        if self.realms.all().len() > 1 {
+            let bare = path.split('?').next().unwrap_or("/");
+            let authority = s.header(HeaderKind::Request, ":authority");
+            match self.realms.select(authority, route.idp.as_deref(), bare) {
+                Ok(i) => {
+                    self.realm = i;
+                    self.gw = self.realms.all()[i].gw.clone();
+                }
+                Err(e) => {
+                    self.replying = Some(Replying {
+                        format: ReplyFormat::for_accept(s.header(HeaderKind::Request, "accept")),
+                        retry_url: "/".into(),
+                        trace: s.trace_id(),
+                    });
+                    self.fail(s, Failure::because(FailureKind::Internal, "unknown_idp", e));
+                    return HeadersStatus::StopIteration;
+                }
+            }
+        }
+        let facts = self.gather(s, path, route);
         let decision = decide::decide(&self.gw, &facts, self.gw.clock.now());
         let paths = &self.gw.settings.paths;
         let own = [

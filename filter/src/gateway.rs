@@ -3,16 +3,15 @@
 use std::sync::Arc;
 
 use async_filter::{AsyncCore, Limits};
-use envoy_module::DefineMetrics;
 use session_store::{DeferredStore, MemoryStore, RedisStore, SessionCache, SessionStore, Sessions};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::config::{Settings, StoreSettings};
 use crate::metrics::Metrics;
 use crate::oidc::introspect::Introspector;
 use crate::oidc::provider::ProviderHandle;
 use crate::oidc::refresh::{RefreshContext, Refresher};
-use crate::oidc::transport::{IdpTransport, ReqwestTransport};
+use crate::oidc::transport::IdpTransport;
 
 /// The shared state of one filter config.
 pub struct Gateway {
@@ -53,23 +52,14 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway Envoy loads: real HTTP to the IdP, the system clock.
-    pub fn build(metrics: &mut dyn DefineMetrics, json: &[u8]) -> Result<Arc<Self>, String> {
-        let settings = Settings::parse(json).map_err(|e| e.to_string())?;
-        let transport =
-            ReqwestTransport::new(settings.provider.timeout, &settings.provider.tls).map_err(|e| e.to_string())?;
-        Self::new(settings, metrics, Arc::new(transport), Arc::new(SystemClock))
-    }
-
     /// Builds a gateway from its parts (unit tests give a fake IdP and a manual clock)
     /// and starts its background work (discovery, store connection, revocations).
-    pub fn new(
+    pub fn with_metrics(
         settings: Settings,
-        metrics: &mut dyn DefineMetrics,
+        metrics: Metrics,
         transport: Arc<dyn IdpTransport>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, String> {
-        let metrics = Metrics::define(metrics).map_err(|e| e.to_string())?;
         let rt = async_filter::runtime().map_err(|e| e.to_string())?;
         let provider = ProviderHandle::new(settings.provider.clone(), transport);
         let mut background = vec![rt.spawn(provider.clone().maintain()).abort_handle()];

@@ -21,6 +21,7 @@ pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod oidc;
+pub mod realms;
 pub mod session;
 pub mod work;
 
@@ -31,12 +32,12 @@ use envoy_module::{ConfigContext, HttpFilter, HttpFilterConfig, HttpStream};
 
 use crate::config::RouteSettings;
 use crate::filter::OidcFilter;
-use crate::gateway::Gateway;
+use crate::realms::Realms;
 
 envoy_module::declare_module!(new_filter_config: new_filter_config, new_route_config: new_route_config);
 
-/// The config Envoy holds: a handle on the shared gateway.
-struct Factory(Arc<Gateway>);
+/// The config Envoy holds: a handle on its IdPs' shared gateways.
+struct Factory(Arc<Realms>);
 
 impl HttpFilterConfig for Factory {
     fn new_filter(&self, _stream: &mut dyn HttpStream) -> Box<dyn HttpFilter> {
@@ -45,7 +46,7 @@ impl HttpFilterConfig for Factory {
 }
 
 fn new_filter_config(ctx: &mut ConfigContext, _name: &str, json: &[u8]) -> Result<Box<dyn HttpFilterConfig>, String> {
-    Ok(Box::new(Factory(Gateway::build(ctx, json)?)))
+    Ok(Box::new(Factory(Realms::build(ctx, json)?)))
 }
 
 fn new_route_config(_name: &str, json: &[u8]) -> Result<Box<dyn Any + Send + Sync>, String> {

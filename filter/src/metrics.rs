@@ -2,7 +2,8 @@
 
 use envoy_module::{Counter, DefineMetrics, Gauge, Histogram, HttpStream, MetricsError};
 
-/// Every metric, as defined at config load.
+/// Every metric, as defined at config load (shared by a config's IdPs).
+#[derive(Clone)]
 pub struct Metrics {
     login_started: Counter,
     login_succeeded: Counter,

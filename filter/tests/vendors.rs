@@ -397,3 +397,77 @@ async fn tls_client_auth_sends_no_secret() {
     seen(&setup.login(&Browser::new(), "/").await);
     assert_eq!(last_auth(&setup).await["last_auth"], "none");
 }
+
+/// Several IdPs in one filter config (the oauth2-proxy request since 2020): the default
+/// (oidc-provider) on 127.0.0.1, the second OP for `localhost` (by host) and for `/staff`
+/// (by route). Each IdP discovers on its own, and a browser holds one session per IdP:
+/// each route gets the user of its own IdP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_idps_by_host_and_by_route() {
+    let op = support::VendorOp::start().await;
+    let setup = support::Setup::start(support::Options {
+        extra: json!({"idps": [
+            {"name": "vendor", "hosts": ["${ALIAS_HOST}"], "issuer": op.issuer,
+             "redirect_uri": "${ALIAS}/oauth2/callback"},
+            {"name": "staff", "issuer": op.issuer, "redirect_uri": "${BASE}/oauth2/staff/callback",
+             "logout": {"path": "/oauth2/staff/sign_out", "backchannel_path": "/oauth2/staff/backchannel"}},
+        ]}),
+        envoy_yaml: |y| {
+            y.replace(
+                "              - match: {prefix: \"/\"}\n",
+                concat!(
+                    "              - match: {path_separated_prefix: \"/staff\"}\n",
+                    "                route: {cluster: app}\n",
+                    "                typed_per_filter_config:\n",
+                    "                  oidc:\n",
+                    "                    \"@type\": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilterPerRoute\n",
+                    "                    dynamic_module_config: {name: envoy_oidc, do_not_close: true}\n",
+                    "                    filter_name: oidc\n",
+                    "                    filter_config:\n",
+                    "                      \"@type\": type.googleapis.com/google.protobuf.Struct\n",
+                    "                      value: {idp: staff}\n",
+                    "              - match: {prefix: \"/\"}\n",
+                ),
+            )
+        },
+        ..support::Options::default()
+    })
+    .await;
+    let port = setup.envoy().port;
+    let b = Browser::new();
+    let s = seen(&b.login(&setup.url("/app"), "alice").await);
+    assert_eq!(s.header("x-auth-request-user").as_deref(), Some("alice"), "default IdP");
+
+    let pages = b.navigate(&format!("http://localhost:{port}/app")).await;
+    assert!(
+        pages[0].location().expect("to an IdP").as_str().starts_with(&op.issuer),
+        "by host: the second OP"
+    );
+    assert_eq!(seen(&pages).header("x-auth-request-user").as_deref(), Some("johndoe"));
+
+    let pages = b.navigate(&setup.url("/staff/reports")).await;
+    let auth = pages[0].location().expect("to an IdP");
+    assert!(auth.as_str().starts_with(&op.issuer), "by route: the second OP");
+    assert!(auth.as_str().contains("staff%2Fcallback"), "{auth}");
+    let s = seen(&pages);
+    assert_eq!(s.header("x-auth-request-user").as_deref(), Some("johndoe"));
+    assert_eq!(s.path(), "/staff/reports");
+
+    // Both sessions live side by side on 127.0.0.1; neither leaks into the other's routes
+    // or reaches the app.
+    let s = seen(&b.navigate(&setup.url("/app")).await);
+    assert_eq!(s.header("x-auth-request-user").as_deref(), Some("alice"));
+    assert_eq!(s.header("cookie"), None, "no IdP's cookie upstream");
+    let s = seen(&b.navigate(&setup.url("/staff/again")).await);
+    assert_eq!(s.header("x-auth-request-user").as_deref(), Some("johndoe"));
+    assert_eq!(
+        op.calls().await["token"].as_u64(),
+        Some(2),
+        "one code exchange per IdP login"
+    );
+    let all_three = support::eventually(std::time::Duration::from_secs(5), || async {
+        setup.envoy().log().matches("identity provider discovered").count() == 3
+    })
+    .await;
+    assert!(all_three, "each IdP discovered once:\n{}", setup.envoy().log());
+}

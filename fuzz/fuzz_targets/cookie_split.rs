@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
     let found = cookies::find(&lines, &settings.name);
-    match cookies::split_ours(&lines, &settings) {
+    match cookies::split_ours(&lines, &settings, &[]) {
         Some(split) => {
             // The session value is the one `find` sees (or empty when it is not text).
             match found {

@@ -5,6 +5,7 @@
 
 mod fields;
 mod idp;
+mod idps;
 mod parse;
 mod raw;
 mod route;
@@ -13,6 +14,7 @@ mod secret;
 mod tests;
 mod types;
 
+pub use idps::{own_paths, parse_all, IdpConfig, DEFAULT_IDP};
 pub use route::RouteSettings;
 pub use secret::{ClientSecret, SecretSource};
 pub use types::{

@@ -25,6 +25,16 @@ impl Settings {
     /// Parses and validates the JSON config.
     pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
         let raw: Raw = serde_json::from_slice(json).map_err(|e| err("config", e.to_string()))?;
+        Self::from_raw(raw)
+    }
+
+    /// Validates a config already read as JSON (one entry of `idps`, merged over the base).
+    pub(super) fn from_value(json: serde_json::Value) -> Result<Self, ConfigError> {
+        let raw: Raw = serde_json::from_value(json).map_err(|e| err("config", e.to_string()))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: Raw) -> Result<Self, ConfigError> {
         let provider = provider(&raw)?;
         let t = raw.timeouts;
         if t.idp_ms == 0 || t.store_ms == 0 || t.request_ms == 0 {

@@ -1,5 +1,6 @@
 //! Per-route config (`typed_per_filter_config`): a route without authentication, a group
-//! rule, and authorization-request parameters for logins that start on the route.
+//! rule, authorization-request parameters for logins that start on the route, and which
+//! of several IdPs the route uses.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use super::fields::authorize_params;
 use super::{err, ConfigError};
 
 /// Per-route config: `{"disabled": true}`, `{"require_groups": ["admins"]}`,
-/// `{"authorize_params": {"acr_values": "mfa"}}`.
+/// `{"authorize_params": {"acr_values": "mfa"}}`, `{"idp": "partners"}`.
 #[derive(Debug, Clone, Default)]
 pub struct RouteSettings {
     /// No authentication on this route.
@@ -19,6 +20,9 @@ pub struct RouteSettings {
     /// Authorization-request parameters of a login started here (over the filter's own
     /// `extra_authorize_params`): `acr_values`, `max_age`, `prompt`...
     pub authorize_params: Vec<(String, String)>,
+    /// The IdP of this route (a name from the filter's `idps`, or `default`); `None`: the
+    /// host's, else the default.
+    pub idp: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -27,6 +31,7 @@ struct RawRoute {
     disabled: bool,
     require_groups: Vec<String>,
     authorize_params: BTreeMap<String, String>,
+    idp: Option<String>,
 }
 
 impl RouteSettings {
@@ -36,6 +41,7 @@ impl RouteSettings {
         Ok(RouteSettings {
             disabled: raw.disabled,
             require_groups: raw.require_groups,
+            idp: raw.idp,
             authorize_params: authorize_params(raw.authorize_params).map_err(|e| {
                 err(
                     e.field

@@ -207,3 +207,107 @@ fn a_shared_session_cookie_cannot_be_host_only_by_name() {
     v["cookie"] = serde_json::json!({"domain": "example.com", "name": "__Secure-oidc_session"});
     assert_eq!(parse(v).expect("valid").cookie.domain.as_deref(), Some("example.com"));
 }
+
+fn parse_idps(idps: serde_json::Value, extra: serde_json::Value) -> Result<Vec<IdpConfig>, ConfigError> {
+    let mut v = base();
+    v["idps"] = idps;
+    for (k, val) in extra.as_object().expect("object") {
+        v[k] = val.clone();
+    }
+    parse_all(v.to_string().as_bytes())
+}
+
+#[test]
+fn each_idp_gets_its_own_cookies_and_key_prefix() {
+    let store = serde_json::json!({"keys": [{"inline": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}],
+        "store": {"redis": {"url": {"inline": "redis://127.0.0.1:6379"}}}});
+    let all = parse_idps(
+        serde_json::json!([
+            {"name": "partners", "hosts": ["Partners.Example"], "issuer": "https://other.example",
+             "redirect_uri": "https://partners.example/oauth2/callback"},
+            {"name": "staff", "redirect_uri": "https://app.example/staff/callback",
+             "logout": {"path": "/staff/logout", "backchannel_path": "/staff/backchannel"},
+             "cookie": {"name": "staff_session", "secure": false}},
+        ]),
+        serde_json::json!({"session": store}),
+    )
+    .expect("valid");
+    let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["default", "partners", "staff"]);
+    assert_eq!(all[1].hosts, ["partners.example"], "hosts compare in lower case");
+    assert_eq!(all[1].settings.provider.issuer, "https://other.example");
+    assert_eq!(all[1].settings.provider.client_id, "c", "the rest comes from the base");
+    assert_eq!(all[1].settings.cookie.name, "__Host-partners-oidc_session");
+    assert_eq!(all[1].settings.cookie.flow_prefix, "__Host-partners-oidc_flow_");
+    assert_eq!(all[2].settings.cookie.name, "staff_session", "a name given is kept");
+    assert_eq!(all[2].settings.cookie.flow_prefix, "staff-oidc_flow_");
+    let prefix = |i: usize| match &all[i].settings.session.store {
+        StoreSettings::Redis(cfg) => cfg.prefix.clone(),
+        StoreSettings::Memory { .. } => panic!("redis"),
+    };
+    assert_eq!(
+        (prefix(0), prefix(1), prefix(2)),
+        ("oidc:".into(), "oidc:partners:".into(), "oidc:staff:".into())
+    );
+}
+
+#[test]
+fn idps_that_would_share_what_tells_them_apart_are_refused() {
+    let cases = [
+        // Chosen per route, with the default's callback: the IdP's redirect could not
+        // tell them apart.
+        (
+            serde_json::json!([{"name": "staff"}]),
+            "idps[0].redirect_uri",
+            "\"/oauth2/callback\"",
+        ),
+        (
+            serde_json::json!([{"name": "staff", "redirect_uri": "https://app.example/staff/callback"}]),
+            "idps[0].logout.path",
+            "\"/oauth2/sign_out\"",
+        ),
+        (
+            serde_json::json!([{"name": "a", "hosts": ["x.example"]}, {"name": "b", "hosts": ["X.example"]}]),
+            "idps[1].hosts",
+            "\"x.example\"",
+        ),
+        (
+            serde_json::json!([{"name": "a", "hosts": ["x.example"]}, {"name": "a", "hosts": ["y.example"]}]),
+            "idps[1].name",
+            "twice",
+        ),
+        (
+            serde_json::json!([{"name": "default", "hosts": ["x.example"]}]),
+            "idps[0].name",
+            "not",
+        ),
+        (
+            serde_json::json!([{"name": "Bad_Name", "hosts": ["x.example"]}]),
+            "idps[0].name",
+            "letters",
+        ),
+        (
+            serde_json::json!([{"hosts": ["x.example"]}]),
+            "idps[0].name",
+            "required",
+        ),
+        (
+            serde_json::json!([{"name": "a", "hosts": ["x.example"], "cookie": {"name": "__Host-oidc_session"}}]),
+            "idps[0].cookie.name",
+            "default",
+        ),
+        (
+            serde_json::json!([{"name": "a", "hosts": ["x.example"], "client_id": ""}]),
+            "idps[0].client_id",
+            "empty",
+        ),
+        (serde_json::json!({"name": "a"}), "idps", "list"),
+    ];
+    for (idps, field, says) in cases {
+        let Err(e) = parse_idps(idps.clone(), serde_json::json!({})) else {
+            panic!("{idps} accepted");
+        };
+        assert_eq!(e.field, field, "{idps}: {e}");
+        assert!(e.reason.contains(says), "{idps}: {e}");
+    }
+}

@@ -47,9 +47,10 @@ pub struct Split<'a> {
     pub rest: Option<Vec<u8>>,
 }
 
-/// Splits our cookies from the others; `None` when none of ours is present (the header
-/// then needs no rewriting).
-pub fn split_ours<'a>(lines: &[&'a [u8]], settings: &CookieSettings) -> Option<Split<'a>> {
+/// Splits our cookies from the others, dropping those of `foreign` configs (the filter's
+/// other IdPs); `None` when none of ours or theirs is present (the header then needs no
+/// rewriting).
+pub fn split_ours<'a>(lines: &[&'a [u8]], settings: &CookieSettings, foreign: &[CookieSettings]) -> Option<Split<'a>> {
     let mut session = None;
     let mut flows = Vec::new();
     let mut ours = false;
@@ -63,6 +64,11 @@ pub fn split_ours<'a>(lines: &[&'a [u8]], settings: &CookieSettings) -> Option<S
             if let Ok(name) = std::str::from_utf8(n) {
                 flows.push(name);
             }
+        } else if foreign
+            .iter()
+            .any(|f| n == f.name.as_bytes() || n.starts_with(f.flow_prefix.as_bytes()))
+        {
+            ours = true;
         } else {
             if !rest.is_empty() {
                 rest.extend_from_slice(b"; ");
@@ -150,23 +156,39 @@ mod tests {
     #[test]
     fn strips_only_our_cookies() {
         let lines: [&[u8]; 2] = [b"a=1; __Host-oidc_session=abc; __Host-oidc_flow_x1=f", b"theme=dark"];
-        let split = split_ours(&lines, &settings()).expect("ours present");
+        let split = split_ours(&lines, &settings(), &[]).expect("ours present");
         assert_eq!(split.session, Some("abc"));
         assert_eq!(split.flows, vec!["__Host-oidc_flow_x1"]);
         assert_eq!(split.rest.as_deref(), Some(&b"a=1; theme=dark"[..]));
         let only: [&[u8]; 1] = [b"__Host-oidc_session=abc"];
-        assert_eq!(split_ours(&only, &settings()).expect("ours").rest, None);
+        assert_eq!(split_ours(&only, &settings(), &[]).expect("ours").rest, None);
         let flow_only: [&[u8]; 1] = [b"__Host-oidc_flow_x1=f; a=1"];
-        let split = split_ours(&flow_only, &settings()).expect("a flow cookie is ours too");
+        let split = split_ours(&flow_only, &settings(), &[]).expect("a flow cookie is ours too");
         assert_eq!((split.session, split.rest.as_deref()), (None, Some(&b"a=1"[..])));
         let theirs: [&[u8]; 1] = [b"a=1; theme=dark"];
-        assert!(split_ours(&theirs, &settings()).is_none(), "nothing to rewrite");
+        assert!(split_ours(&theirs, &settings(), &[]).is_none(), "nothing to rewrite");
+    }
+
+    #[test]
+    fn another_idps_cookies_are_dropped_not_read() {
+        let mut partners = settings();
+        partners.name = "__Host-partners-oidc_session".into();
+        partners.flow_prefix = "__Host-partners-oidc_flow_".into();
+        let lines: [&[u8]; 1] =
+            [b"__Host-partners-oidc_session=p; a=1; __Host-partners-oidc_flow_s1=f; __Host-oidc_flow_s2=g"];
+        let split = split_ours(&lines, &settings(), std::slice::from_ref(&partners)).expect("theirs to drop");
+        assert_eq!(split.session, None, "their session is not ours");
+        assert_eq!(split.flows, vec!["__Host-oidc_flow_s2"]);
+        assert_eq!(split.rest.as_deref(), Some(&b"a=1"[..]), "nor the app's");
+        let only_theirs: [&[u8]; 1] = [b"__Host-partners-oidc_session=p"];
+        let split = split_ours(&only_theirs, &settings(), std::slice::from_ref(&partners)).expect("rewrite");
+        assert_eq!((split.session, split.rest), (None, None));
     }
 
     #[test]
     fn a_non_utf8_cookie_hides_nothing_of_ours() {
         let lines: [&[u8]; 1] = [b"other=\xff\xfe; __Host-oidc_session=abc; b=2"];
-        let split = split_ours(&lines, &settings()).expect("ours found past the bad byte");
+        let split = split_ours(&lines, &settings(), &[]).expect("ours found past the bad byte");
         assert_eq!(split.session, Some("abc"));
         assert_eq!(
             split.rest.as_deref(),
@@ -174,7 +196,7 @@ mod tests {
             "theirs kept as sent"
         );
         let bad_value: [&[u8]; 1] = [b"__Host-oidc_session=\xff; b=2"];
-        let split = split_ours(&bad_value, &settings()).expect("ours by name");
+        let split = split_ours(&bad_value, &settings(), &[]).expect("ours by name");
         assert_eq!(split.session, Some(""), "a non-text value is a forged one");
         assert_eq!(split.rest.as_deref(), Some(&b"b=2"[..]), "and never goes upstream");
     }

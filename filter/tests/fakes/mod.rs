@@ -12,11 +12,12 @@ use base64::Engine;
 use envoy_module::testing::{FakeMetrics, FakeStream, RecordedReply};
 use envoy_module::{HeaderKind, HeadersStatus, HttpFilter, HttpStream};
 use envoy_oidc::clock::{Clock, ManualClock};
-use envoy_oidc::config::{RouteSettings, Settings};
+use envoy_oidc::config::{parse_all, RouteSettings};
 use envoy_oidc::error::IdpError;
 use envoy_oidc::filter::OidcFilter;
 use envoy_oidc::gateway::Gateway;
 use envoy_oidc::oidc::transport::{Exchange, IdpTransport};
+use envoy_oidc::realms::Realms;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use openidconnect::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -343,6 +344,7 @@ pub fn urlencode(s: &str) -> String {
 /// A gateway on the fake IdP with a manual clock, its discovery done.
 pub struct Harness {
     pub gw: Arc<Gateway>,
+    pub realms: Arc<Realms>,
     pub idp: Arc<FakeIdp>,
     pub clock: Arc<ManualClock>,
     pub metrics: FakeMetrics,
@@ -379,17 +381,25 @@ impl Harness {
     }
 
     pub fn with_idp(idp: Arc<FakeIdp>, extra: Value) -> Self {
-        let settings = Settings::parse(config(extra).to_string().as_bytes()).expect("config");
+        let configs = parse_all(config(extra).to_string().as_bytes()).expect("config");
         let clock = Arc::new(ManualClock::at(session_store::unix_now()));
         let mut metrics = FakeMetrics::default();
-        let gw = Gateway::new(settings, &mut metrics, idp.clone(), clock.clone()).expect("gateway");
+        let transport = idp.clone();
+        let realms = Realms::new(
+            configs,
+            &mut metrics,
+            move |_| Ok(transport.clone() as Arc<dyn IdpTransport>),
+            clock.clone(),
+        )
+        .expect("gateways");
         let start = Instant::now();
-        while gw.provider.current().is_none() {
+        while realms.all().iter().any(|r| r.gw.provider.current().is_none()) {
             assert!(start.elapsed() < Duration::from_secs(5), "discovery of the fake IdP");
             std::thread::sleep(Duration::from_millis(2));
         }
         Self {
-            gw,
+            gw: realms.default_realm().gw.clone(),
+            realms,
             idp,
             clock,
             metrics,
@@ -427,7 +437,7 @@ impl Harness {
         if let Some(r) = route {
             s.route = Some(Box::new(r));
         }
-        let mut f = OidcFilter::new(self.gw.clone());
+        let mut f = OidcFilter::new(self.realms.clone());
         let status = f.on_request_headers(&mut s, true);
         (f, s, status)
     }
@@ -437,7 +447,7 @@ impl Harness {
         let mut s = FakeStream::with_request_headers(&[(":method", "GET"), ("x-request-id", "trace-1")]);
         s.request_headers
             .extend(headers.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())));
-        let mut f = OidcFilter::new(self.gw.clone());
+        let mut f = OidcFilter::new(self.realms.clone());
         let status = f.on_request_headers(&mut s, true);
         self.finish(f, s, status)
     }
@@ -456,7 +466,7 @@ impl Harness {
             ("x-request-id", "trace-bc"),
         ]);
         s.body = body.as_bytes().to_vec();
-        let mut f = OidcFilter::new(self.gw.clone());
+        let mut f = OidcFilter::new(self.realms.clone());
         let status = f.on_request_headers(&mut s, false);
         f.on_request_body(&mut s, true);
         self.finish(f, s, status)

@@ -127,6 +127,15 @@ impl Setup {
                 merge(&mut config, &json!({"redirect_hosts": [host, alias]}));
             }
             merge(&mut config, &opts.extra);
+            // `${BASE}`, `${ALIAS}` and `${ALIAS_HOST}` in `extra`: this instance's URL,
+            // its `localhost` alias and that alias's host, for configs naming their own.
+            let alias = base.replace("127.0.0.1", "localhost");
+            let text = config
+                .to_string()
+                .replace("${BASE}", base)
+                .replace("${ALIAS}", &alias)
+                .replace("${ALIAS_HOST}", alias.trim_start_matches("http://"));
+            let config: Value = serde_json::from_str(&text).expect("config");
             let yaml = (opts.envoy_yaml)(demo_yaml(base, &config.to_string(), echo.port));
             let envoy = if opts.lds {
                 let (bootstrap, listeners) = split_listeners(&yaml);
