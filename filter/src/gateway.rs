@@ -6,7 +6,7 @@ use async_filter::{AsyncCore, Limits};
 use session_store::{DeferredStore, MemoryStore, RedisStore, SessionCache, SessionStore, Sessions};
 
 use crate::clock::Clock;
-use crate::config::{Settings, StoreSettings};
+use crate::config::{ProviderSettings, Renewed, SecretFiles, Settings, StoreSettings};
 use crate::metrics::Metrics;
 use crate::oidc::introspect::Introspector;
 use crate::oidc::provider::ProviderHandle;
@@ -51,6 +51,48 @@ impl Drop for Gateway {
     }
 }
 
+/// Reads the secret files every `interval` and puts what changed in force: the next token
+/// call uses the new client secret or key; new cookies are sealed under the new first
+/// session key, and cookies under any key still listed keep opening.
+async fn follow_secret_files(files: Arc<SecretFiles>, provider: Arc<ProviderSettings>, sessions: Sessions) {
+    let mut tick = tokio::time::interval(files.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let reading = files.clone();
+        let Ok(renewed) = tokio::task::spawn_blocking(move || reading.poll()).await else {
+            continue;
+        };
+        for r in renewed {
+            match r {
+                Ok(secret) => {
+                    let field = secret.field();
+                    match secret {
+                        Renewed::ClientSecret(s) => {
+                            if let Some(live) = &provider.client_secret {
+                                live.set(s);
+                            }
+                        }
+                        Renewed::ClientKey(k) => {
+                            if let Some(live) = &provider.client_key {
+                                live.set(k);
+                            }
+                        }
+                        Renewed::SessionKeys(ring) => sessions.sealer().replace_ring(Arc::new(ring)),
+                    }
+                    tracing::info!(field, issuer = %provider.issuer, "secret file changed: the new value is in force");
+                }
+                Err(e) => tracing::warn!(
+                    field = %e.field,
+                    error = %e.reason,
+                    "secret file changed but cannot be used; keeping the previous value"
+                ),
+            }
+        }
+    }
+}
+
 impl Gateway {
     /// Builds a gateway from its parts (unit tests give a fake IdP and a manual clock)
     /// and starts its background work (discovery, store connection, revocations).
@@ -88,6 +130,14 @@ impl Gateway {
             settings.cookie.name.clone(),
         );
         background.push(rt.spawn(sessions.follow_revocations()).abort_handle());
+        if settings.secret_files.any() {
+            let task = follow_secret_files(
+                settings.secret_files.clone(),
+                settings.provider.clone(),
+                sessions.clone(),
+            );
+            background.push(rt.spawn(task).abort_handle());
+        }
         let core = AsyncCore::new(Limits {
             max_in_flight: settings.max_in_flight,
             deadline: settings.timeouts.request,

@@ -188,32 +188,10 @@ async fn client_authentication_methods() {
 async fn private_key_jwt_signs_a_fresh_assertion_for_the_token_endpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("client.pem");
-    let public = dir.path().join("client.pub.pem");
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&key)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl")
-        .success()
-        && std::process::Command::new("openssl")
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&public)
-            .status()
-            .expect("openssl")
-            .success();
-    assert!(ok, "key generated");
+    let (first, second) = (rsa_key(dir.path(), "first"), rsa_key(dir.path(), "second"));
+    std::fs::copy(first.join("key.pem"), &key).expect("key in place");
     let extra = json!({"client_secret": null, "client_auth": {"method": "private_key_jwt",
-        "private_key": {"file": key.display().to_string()}, "key_id": "gw-1"}});
+        "private_key": {"file": key.display().to_string()}, "key_id": "gw-1"}, "secret_reload_secs": 1});
     let setup = VendorSetup::start(json!({}), extra).await;
     seen(&setup.login(&Browser::new(), "/").await);
     let calls = last_auth(&setup).await;
@@ -224,20 +202,72 @@ async fn private_key_jwt_signs_a_fresh_assertion_for_the_token_endpoint() {
         (header.alg, header.kid.as_deref()),
         (jsonwebtoken::Algorithm::RS256, Some("gw-1"))
     );
-    let pem = std::fs::read(&public).expect("public key");
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    v.set_audience(&[format!("{}/token", setup.op.issuer)]);
-    v.set_issuer(&[support::CLIENT_ID]);
-    let claims = jsonwebtoken::decode::<serde_json::Value>(
-        assertion,
-        &jsonwebtoken::DecodingKey::from_rsa_pem(&pem).expect("pem"),
-        &v,
-    )
-    .expect("signed by our key, for the token endpoint")
-    .claims;
+    let claims =
+        verify_assertion(assertion, &first, &setup.op.issuer).expect("signed by our key, for the token endpoint");
     assert_eq!(claims["sub"], support::CLIENT_ID);
     assert!(claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat") <= 60);
     assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
+
+    // The key file replaced (a rotation): the next assertion is signed with the new key.
+    let tmp = dir.path().join("client.pem.tmp");
+    std::fs::copy(second.join("key.pem"), &tmp).expect("copy");
+    std::fs::rename(&tmp, &key).expect("swap");
+    let taken = support::eventually(std::time::Duration::from_secs(5), || async {
+        setup.envoy.log().contains("the new value is in force")
+    })
+    .await;
+    assert!(taken, "{}", setup.envoy.log());
+    seen(&setup.login(&Browser::new(), "/").await);
+    let calls = last_auth(&setup).await;
+    let assertion = calls["last_assertion"].as_str().expect("assertion");
+    assert!(
+        verify_assertion(assertion, &second, &setup.op.issuer).is_ok(),
+        "the new key signs"
+    );
+    assert!(
+        verify_assertion(assertion, &first, &setup.op.issuer).is_err(),
+        "not the old one"
+    );
+}
+
+/// An RSA key pair (`key.pem`, `pub.pem`) in `dir/name`.
+fn rsa_key(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let out = dir.join(name);
+    std::fs::create_dir_all(&out).expect("dir");
+    let openssl = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&out)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl")
+            .success()
+    };
+    assert!(openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        "key.pem"
+    ]));
+    assert!(openssl(&["pkey", "-pubout", "-in", "key.pem", "-out", "pub.pem"]));
+    out
+}
+
+/// The claims of a client assertion checked with the public key in `pair`.
+fn verify_assertion(
+    assertion: &str,
+    pair: &std::path::Path,
+    issuer: &str,
+) -> Result<serde_json::Value, jsonwebtoken::errors::Error> {
+    let pem = std::fs::read(pair.join("pub.pem")).expect("public key");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.set_audience(&[format!("{issuer}/token")]);
+    v.set_issuer(&[support::CLIENT_ID]);
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(&pem).expect("pem");
+    jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &v).map(|d| d.claims)
 }
 
 /// An IdP behind an internal CA: without its CA the log names the TLS cause (not just
@@ -470,4 +500,97 @@ async fn several_idps_by_host_and_by_route() {
     })
     .await;
     assert!(all_three, "each IdP discovered once:\n{}", setup.envoy().log());
+}
+
+/// Writes `value` to `path` the way a Kubernetes secret volume does: a whole new file
+/// swapped in, never a half-written one.
+fn swap_file(path: &std::path::Path, value: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, value).expect("write");
+    std::fs::rename(&tmp, path).expect("swap");
+}
+
+/// Secrets follow their files without restarting Envoy: a new client secret is used at
+/// the next token call; session keys rotate (new first, old kept: sessions live on; old
+/// dropped: its sessions end); a file that cannot be used keeps the value in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_follow_their_files() {
+    use base64::Engine;
+    let key = |seed: u8| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([seed; 32]);
+    let dir = tempfile::tempdir().expect("dir");
+    let (secret, current, previous) = (
+        dir.path().join("client-secret"),
+        dir.path().join("key-current"),
+        dir.path().join("key-previous"),
+    );
+    swap_file(&secret, "first-secret\n");
+    swap_file(&current, &key(1));
+    swap_file(&previous, &key(0));
+    let setup = VendorSetup::start(
+        json!({}),
+        json!({
+            "client_secret": {"inline": null, "file": secret},
+            "client_auth": {"method": "client_secret_basic"},
+            "session": {"keys": [{"file": current}, {"file": previous}]},
+            "secret_reload_secs": 1,
+        }),
+    )
+    .await;
+    let in_force = |n: usize| {
+        let envoy = &setup.envoy;
+        async move {
+            support::eventually(std::time::Duration::from_secs(5), || async {
+                envoy.log().matches("the new value is in force").count() >= n
+            })
+            .await
+        }
+    };
+    let old = Browser::new();
+    seen(&old.login(&setup.url("/"), "/").await);
+    let basic = setup.op.calls().await["last_basic"].clone();
+    assert_eq!(basic, format!("{}:first-secret", support::CLIENT_ID));
+
+    // A new client secret, and the session keys rotated with the old one kept.
+    swap_file(&secret, "second-secret\n");
+    swap_file(&current, &key(2));
+    swap_file(&previous, &key(1));
+    assert!(in_force(2).await, "both changes taken up:\n{}", setup.envoy.log());
+    let s = seen(&old.navigate(&setup.url("/still")).await);
+    assert_eq!(
+        s.header("x-auth-request-user").as_deref(),
+        Some("johndoe"),
+        "old session lives on"
+    );
+    let new = Browser::new();
+    seen(&new.login(&setup.url("/"), "/").await);
+    let basic = setup.op.calls().await["last_basic"].clone();
+    assert_eq!(
+        basic,
+        format!("{}:second-secret", support::CLIENT_ID),
+        "the new secret is used"
+    );
+
+    // A broken key file changes nothing.
+    swap_file(&previous, "not a key");
+    let refused = support::eventually(std::time::Duration::from_secs(5), || async {
+        setup.envoy.log().contains("cannot be used; keeping the previous value")
+    })
+    .await;
+    assert!(refused, "{}", setup.envoy.log());
+    let s = seen(&old.navigate(&setup.url("/still")).await);
+    assert_eq!(s.header("x-auth-request-user").as_deref(), Some("johndoe"));
+
+    // The old key dropped: sessions sealed under it end; the new key's stay.
+    swap_file(&previous, &key(3));
+    assert!(in_force(3).await, "{}", setup.envoy.log());
+    let pages = old.navigate(&setup.url("/again")).await;
+    assert!(
+        pages[0]
+            .location()
+            .is_some_and(|l| l.as_str().starts_with(&setup.op.issuer)),
+        "sent to log in again: {}",
+        pages[0].status
+    );
+    let s = seen(&new.navigate(&setup.url("/again")).await);
+    assert_eq!(s.header("x-auth-request-user").as_deref(), Some("johndoe"));
 }

@@ -69,10 +69,10 @@ struct Envelope<T> {
     body: T,
 }
 
-/// Seals and opens values under a key ring.
+/// Seals and opens values under a key ring (clones share it, and its replacements).
 #[derive(Debug, Clone)]
 pub struct Sealer {
-    ring: std::sync::Arc<KeyRing>,
+    ring: std::sync::Arc<arc_swap::ArcSwap<KeyRing>>,
 }
 
 fn aad(name: &str, header: &[u8]) -> Vec<u8> {
@@ -86,18 +86,37 @@ fn aad(name: &str, header: &[u8]) -> Vec<u8> {
 impl Sealer {
     /// A sealer over the ring.
     pub fn new(ring: std::sync::Arc<KeyRing>) -> Self {
-        Self { ring }
+        Self {
+            ring: std::sync::Arc::new(arc_swap::ArcSwap::new(ring)),
+        }
     }
 
-    /// The key ring.
-    pub fn ring(&self) -> &KeyRing {
-        &self.ring
+    /// The key ring now (a lock-free read).
+    pub fn ring(&self) -> arc_swap::Guard<std::sync::Arc<KeyRing>> {
+        self.ring.load()
+    }
+
+    /// Puts a new ring in force (keys rotated in their files): cookies sealed under a key
+    /// the new ring still holds keep opening.
+    pub fn replace_ring(&self, ring: std::sync::Arc<KeyRing>) {
+        self.ring.store(ring);
     }
 
     /// Seals `body` for the cookie `name`, valid until `expires_at` (unix seconds).
     pub fn seal<T: Serialize>(&self, name: &str, body: &T, expires_at: u64) -> Result<String, SealError> {
+        Self::seal_under(&self.ring(), name, body, expires_at)
+    }
+
+    /// Seals under `ring`'s primary key: the caller derived something else from that same
+    /// key and a rotation in between must not split the two.
+    pub fn seal_under<T: Serialize>(
+        ring: &KeyRing,
+        name: &str,
+        body: &T,
+        expires_at: u64,
+    ) -> Result<String, SealError> {
         let plain = zeroize::Zeroizing::new(postcard::to_stdvec(&Envelope { expires_at, body })?);
-        let key = self.ring.primary();
+        let key = ring.primary();
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce)?;
         let mut raw = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plain.len() + TAG_LEN);
@@ -135,7 +154,8 @@ impl Sealer {
             return Err(OpenError::UnsupportedVersion(header[0]));
         }
         let id = KeyId([header[1], header[2], header[3], header[4]]);
-        let key = self.ring.by_id(id).ok_or(OpenError::UnknownKey)?;
+        let ring = self.ring();
+        let key = ring.by_id(id).ok_or(OpenError::UnknownKey)?;
         let (nonce, ct) = rest.split_at(NONCE_LEN);
         let aad = aad(name, header);
         let plain = zeroize::Zeroizing::new(

@@ -103,7 +103,8 @@ impl Sessions {
             Ok(v) => v,
             Err(e) => return Check::Invalid(e),
         };
-        let Some(ring_key) = self.sealer.ring().by_id(kid) else {
+        let ring = self.sealer.ring();
+        let Some(ring_key) = ring.by_id(kid) else {
             return Check::Invalid(OpenError::UnknownKey);
         };
         let key = StoreKey::derive(ring_key, &ticket.id);
@@ -141,10 +142,9 @@ impl Sessions {
         now: u64,
     ) -> Result<(String, OpenedTicket, Arc<Session>), SessionError> {
         let ticket = Ticket::generate()?;
-        let key = StoreKey::derive(self.sealer.ring().primary(), &ticket.id);
-        let cookie = self
-            .sealer
-            .seal(&self.cookie_name, &ticket, session.absolute_expires_at)?;
+        let ring = self.sealer.ring();
+        let key = StoreKey::derive(ring.primary(), &ticket.id);
+        let cookie = Sealer::seal_under(&ring, &self.cookie_name, &ticket, session.absolute_expires_at)?;
         let opened = OpenedTicket { ticket, key };
         let session = self.save(&opened, session, now).await?;
         Ok((cookie, opened, session))
@@ -177,7 +177,7 @@ impl Sessions {
 
     /// Ends every session of an IdP session id (`sid`, back-channel logout).
     pub async fn delete_by_sid(&self, issuer: &str, sid: &str) -> Result<usize, SessionError> {
-        self.delete_indexed(IndexKey::sid_all(self.sealer.ring(), issuer, sid))
+        self.delete_indexed(IndexKey::sid_all(&self.sealer.ring(), issuer, sid))
             .await
     }
 
@@ -190,7 +190,7 @@ impl Sessions {
 
     /// Ends every session of a subject.
     pub async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<usize, SessionError> {
-        self.delete_indexed(IndexKey::subject_all(self.sealer.ring(), issuer, subject))
+        self.delete_indexed(IndexKey::subject_all(&self.sealer.ring(), issuer, subject))
             .await
     }
 

@@ -195,3 +195,36 @@ async fn support_wait(cond: impl Fn() -> bool) -> bool {
     }
     false
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotated_in_place_keep_sessions_the_new_ring_still_holds() {
+    let store = MemoryStore::new(1_000);
+    let a = replica(&store);
+    let old = [7u8; 32];
+    let new = [9u8; 32];
+    a.sealer()
+        .replace_ring(Arc::new(session_store::KeyRing::from_secrets(&[old]).expect("ring")));
+    let (before, _, _) = a.create(session("alice", "sid-1", NOW), NOW).await.expect("create");
+
+    // The new key first, the old one kept: old cookies open, new ones use the new key.
+    a.sealer().replace_ring(Arc::new(
+        session_store::KeyRing::from_secrets(&[new, old]).expect("ring"),
+    ));
+    assert!(
+        matches!(a.check(&before, NOW + 1), Check::Hit(..)),
+        "sealed under a kept key"
+    );
+    let (after, _, _) = a.create(session("bob", "sid-2", NOW), NOW).await.expect("create");
+
+    // The old key dropped: its sessions end, the new key's stay.
+    a.sealer()
+        .replace_ring(Arc::new(session_store::KeyRing::from_secrets(&[new]).expect("ring")));
+    assert!(matches!(
+        a.check(&before, NOW + 2),
+        Check::Invalid(OpenError::UnknownKey)
+    ));
+    match a.check(&after, NOW + 2) {
+        Check::Hit(s, _) => assert_eq!(s.subject, "bob"),
+        other => panic!("sealed under the new key: {other:?}"),
+    }
+}

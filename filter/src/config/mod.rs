@@ -8,6 +8,7 @@ mod idp;
 mod idps;
 mod parse;
 mod raw;
+mod reload;
 mod route;
 mod secret;
 #[cfg(test)]
@@ -15,8 +16,9 @@ mod tests;
 mod types;
 
 pub use idps::{own_paths, parse_all, IdpConfig, DEFAULT_IDP};
+pub use reload::{Renewed, SecretFiles};
 pub use route::RouteSettings;
-pub use secret::{ClientSecret, SecretSource};
+pub use secret::{ClientSecret, Live, SecretSource};
 pub use types::{
     AccessLogUser, ApiMatcher, AuthzRules, BearerSettings, ClientAuthorization, CookieSettings, CrossSiteSignOut,
     EncodedSeparators, EndSessionMethod, ErrorPages, HeaderSettings, IntrospectionSettings, PassThrough, Paths,

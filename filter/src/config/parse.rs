@@ -17,8 +17,8 @@ use super::types::{
     PassThrough, Paths, ProviderSettings, RefreshSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings,
     StoreSettings, Timeouts,
 };
-use super::ClientSecret;
 use super::{err, ConfigError};
+use super::{ClientSecret, Live, SecretFiles};
 use crate::oidc::client_auth::ClientAuthMethod;
 
 impl Settings {
@@ -53,6 +53,12 @@ impl Settings {
             backchannel: abs_path("logout.backchannel_path", &raw.logout.backchannel_path)?,
             ready: abs_path("readiness_path", &raw.readiness_path)?,
         };
+        let secret_files = SecretFiles::new(
+            Duration::from_secs(raw.secret_reload_secs),
+            raw.client_secret.as_ref(),
+            &raw.client_auth,
+            &raw.session.keys,
+        );
         let mut session = SessionSettings::try_from(raw.session)?;
         if let StoreSettings::Redis(cfg) = &mut session.store {
             cfg.timeout = Duration::from_millis(t.store_ms);
@@ -112,6 +118,7 @@ impl Settings {
             encoded_separators: raw.encoded_separators,
             authorize_passthrough: passthrough(raw.authorize_passthrough)?,
             redirect_hosts: raw.redirect_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            secret_files: Arc::new(secret_files),
         })
     }
 }
@@ -153,9 +160,9 @@ fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
     Ok(ProviderSettings {
         issuer: raw.issuer.clone(),
         client_id: raw.client_id.clone(),
-        client_secret,
+        client_secret: client_secret.map(Live::new),
         client_auth: raw.client_auth.method,
-        client_key,
+        client_key: client_key.map(Live::new),
         redirect_uri,
         scopes,
         extra_authorize_params: authorize_params(raw.extra_authorize_params.clone())?,
@@ -212,6 +219,23 @@ impl TryFrom<RawCookie> for CookieSettings {
     }
 }
 
+/// The session key ring from its sources (at load, and when a key file changes).
+pub(super) fn key_ring(sources: &[super::SecretSource]) -> Result<KeyRing, ConfigError> {
+    let mut key_texts = Vec::with_capacity(sources.len());
+    for (i, k) in sources.iter().enumerate() {
+        key_texts.push(k.load().map_err(|e| err(format!("session.keys[{i}]"), e))?);
+    }
+    KeyRing::from_base64(&key_texts.iter().map(|k| k.as_str()).collect::<Vec<_>>()).map_err(|e| {
+        let field = match &e {
+            session_store::KeyError::NotBase64 { index }
+            | session_store::KeyError::TooShort { index, .. }
+            | session_store::KeyError::Duplicate { index } => format!("session.keys[{index}]"),
+            session_store::KeyError::Empty => "session.keys".into(),
+        };
+        err(field, e.to_string())
+    })
+}
+
 impl TryFrom<RawSession> for SessionSettings {
     type Error = ConfigError;
 
@@ -222,19 +246,7 @@ impl TryFrom<RawSession> for SessionSettings {
                 "at least one key is required (32+ random bytes, base64)",
             ));
         }
-        let mut key_texts = Vec::with_capacity(s.keys.len());
-        for (i, k) in s.keys.iter().enumerate() {
-            key_texts.push(k.load().map_err(|e| err(format!("session.keys[{i}]"), e))?);
-        }
-        let keys = KeyRing::from_base64(&key_texts.iter().map(|k| k.as_str()).collect::<Vec<_>>()).map_err(|e| {
-            let field = match &e {
-                session_store::KeyError::NotBase64 { index }
-                | session_store::KeyError::TooShort { index, .. }
-                | session_store::KeyError::Duplicate { index } => format!("session.keys[{index}]"),
-                session_store::KeyError::Empty => "session.keys".into(),
-            };
-            err(field, e.to_string())
-        })?;
+        let keys = key_ring(&s.keys)?;
         if s.idle_timeout_secs == 0 || s.absolute_timeout_secs == 0 {
             return Err(err("session", "timeouts must be positive"));
         }

@@ -62,13 +62,19 @@ pub(super) struct Raw {
     pub(super) authorize_passthrough: Vec<String>,
     #[serde(default)]
     pub(super) redirect_hosts: Vec<String>,
+    #[serde(default = "default_secret_reload_secs")]
+    pub(super) secret_reload_secs: u64,
+}
+
+pub(super) fn default_secret_reload_secs() -> u64 {
+    30
 }
 
 pub(super) fn default_readiness_path() -> String {
     "/oauth2/ready".into()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawClientAuth {
     pub(super) method: ClientAuthMethod,

@@ -25,6 +25,33 @@ impl std::fmt::Debug for SecretSource {
     }
 }
 
+/// A secret that may be replaced while the filter runs (its file changed): readers take
+/// the value in force, without locking.
+pub struct Live<T>(arc_swap::ArcSwap<T>);
+
+impl<T> Live<T> {
+    /// Starts with `value`.
+    pub fn new(value: T) -> Self {
+        Self(arc_swap::ArcSwap::from_pointee(value))
+    }
+
+    /// The value in force.
+    pub fn get(&self) -> std::sync::Arc<T> {
+        self.0.load_full()
+    }
+
+    /// Puts `value` in force.
+    pub fn set(&self, value: T) {
+        self.0.store(std::sync::Arc::new(value));
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Live<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.load().fmt(f)
+    }
+}
+
 /// The OAuth client secret: zeroized on drop, `Debug` redacted, no `Display`.
 pub struct ClientSecret(Zeroizing<String>);
 

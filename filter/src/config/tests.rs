@@ -43,8 +43,8 @@ fn the_client_secret_never_prints() {
         "Some(ClientSecret([redacted]))"
     );
     assert_eq!(
-        s.provider.client_secret.as_ref().map(|c| c.secret()),
-        Some("hunter2-very-secret")
+        s.provider.client_secret.as_ref().map(|c| c.get().secret().to_owned()),
+        Some("hunter2-very-secret".to_owned())
     );
 }
 
@@ -310,4 +310,35 @@ fn idps_that_would_share_what_tells_them_apart_are_refused() {
         assert_eq!(e.field, field, "{idps}: {e}");
         assert!(e.reason.contains(says), "{idps}: {e}");
     }
+}
+
+#[test]
+fn secret_files_report_what_changed_validated() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (secret, key) = (dir.path().join("secret"), dir.path().join("key"));
+    std::fs::write(&secret, "one\n").expect("write");
+    std::fs::write(&key, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY").expect("write");
+    let mut v = base();
+    v["client_secret"] = serde_json::json!({ "file": secret });
+    v["session"]["keys"] =
+        serde_json::json!([{ "file": key }, {"inline": "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA"}]);
+    let s = parse(v).expect("valid");
+    assert!(s.secret_files.any());
+    assert!(s.secret_files.poll().is_empty(), "nothing changed since the load");
+
+    std::fs::write(&secret, "two\n").expect("write");
+    let renewed = s.secret_files.poll();
+    assert_eq!(renewed.len(), 1);
+    match &renewed[0] {
+        Ok(Renewed::ClientSecret(c)) => assert_eq!(c.secret(), "two"),
+        _ => panic!("the client secret, renewed"),
+    }
+    assert!(s.secret_files.poll().is_empty(), "reported once");
+
+    std::fs::write(&key, "short").expect("write");
+    let renewed = s.secret_files.poll();
+    assert!(
+        matches!(&renewed[..], [Err(e)] if e.field == "session.keys[0]"),
+        "a bad key is refused with its field"
+    );
 }

@@ -111,11 +111,11 @@ pub struct ProviderSettings {
     /// OAuth client id.
     pub client_id: String,
     /// OAuth client secret (not needed with `private_key_jwt`).
-    pub client_secret: Option<super::ClientSecret>,
+    pub client_secret: Option<super::Live<super::ClientSecret>>,
     /// How we authenticate to the token and introspection endpoints.
     pub client_auth: crate::oidc::client_auth::ClientAuthMethod,
     /// Our private key for `private_key_jwt`.
-    pub client_key: Option<crate::oidc::client_auth::SigningKey>,
+    pub client_key: Option<super::Live<crate::oidc::client_auth::SigningKey>>,
     /// The exact redirect URI registered at the IdP.
     pub redirect_uri: Url,
     /// Scopes requested (always including `openid`).
@@ -373,6 +373,8 @@ pub struct Settings {
     /// Query parameters of the request passed on to the authorization request
     /// (`login_hint`, `ui_locales`...).
     pub authorize_passthrough: Vec<String>,
+    /// The secrets read from files, followed for changes.
+    pub secret_files: Arc<super::SecretFiles>,
 }
 
 /// A page or body template with `{{placeholders}}` (see `failure.rs`).

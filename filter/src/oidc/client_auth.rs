@@ -81,8 +81,10 @@ impl ClientAuth {
         audience: &str,
         form: &mut Vec<(&'static str, String)>,
     ) -> Result<Option<String>, IdpError> {
+        // The secret in force now (its file may have changed since the load).
+        let held = s.client_secret.as_ref().map(|c| c.get());
         let secret = || {
-            s.client_secret.as_ref().map(|c| c.secret()).ok_or(IdpError::Malformed(
+            held.as_deref().map(|c| c.secret()).ok_or(IdpError::Malformed(
                 "no client_secret for this client authentication".into(),
             ))
         };
@@ -105,7 +107,7 @@ impl ClientAuth {
                 Ok(None)
             }
             ClientAuth::PrivateKeyJwt => {
-                let key = s.client_key.as_ref().ok_or(IdpError::Malformed(
+                let key = s.client_key.as_ref().map(|k| k.get()).ok_or(IdpError::Malformed(
                     "no client_auth.private_key for private_key_jwt".into(),
                 ))?;
                 form.push(("client_id", s.client_id.clone()));
@@ -113,7 +115,7 @@ impl ClientAuth {
                     "client_assertion_type",
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
                 ));
-                form.push(("client_assertion", assertion(key, &s.client_id, audience)?));
+                form.push(("client_assertion", assertion(&key, &s.client_id, audience)?));
                 Ok(None)
             }
         }

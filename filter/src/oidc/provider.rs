@@ -13,7 +13,7 @@ use arc_swap::ArcSwapOption;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use openidconnect::core::{CoreClient, CoreJsonWebKeySet, CoreProviderMetadata};
-use openidconnect::{ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, RedirectUrl};
+use openidconnect::{ClientId, EndpointMaybeSet, EndpointNotSet, EndpointSet, RedirectUrl};
 use url::Url;
 
 use crate::config::ProviderSettings;
@@ -268,14 +268,10 @@ impl ProviderHandle {
         let client_auth = ClientAuth::choose(s.client_auth, s.client_key.is_some(), &supported);
         let redirect = RedirectUrl::new(s.redirect_uri.to_string())
             .map_err(|e| IdpError::Malformed(format!("redirect_uri: {e}")))?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(s.client_id.clone()),
-            s.client_secret
-                .as_ref()
-                .map(|c| ClientSecret::new(c.secret().to_owned())),
-        )
-        .set_redirect_uri(redirect);
+        // Without the secret: our own token client authenticates (with the secret in force
+        // now), and ID tokens are never HMAC-signed (`ALLOWED_ALGS`).
+        let client = CoreClient::from_provider_metadata(metadata, ClientId::new(s.client_id.clone()), None)
+            .set_redirect_uri(redirect);
         Ok(Provider {
             client,
             jwks,

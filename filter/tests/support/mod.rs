@@ -283,11 +283,16 @@ fn write_lds(dir: &std::path::Path, listeners: &str) {
     std::fs::rename(&tmp, dir.join("lds.yaml")).expect("swap lds");
 }
 
+/// JSON merge patch (RFC 7396): objects merge, `null` removes, anything else replaces.
 fn merge(base: &mut Value, extra: &Value) {
     match (base, extra) {
         (Value::Object(b), Value::Object(e)) => {
             for (k, v) in e {
-                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    merge(b.entry(k.clone()).or_insert(Value::Null), v);
+                }
             }
         }
         (b, e) => *b = e.clone(),
