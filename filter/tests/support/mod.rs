@@ -299,6 +299,20 @@ fn merge(base: &mut Value, extra: &Value) {
     }
 }
 
+/// Renders the demo config with a filter config written as YAML (a recipe), in place of
+/// the JSON one.
+pub fn demo_yaml_with_block(base: &str, filter_yaml: &str, app_port: u16) -> String {
+    let template = demo_yaml(base, "${FILTER_CONFIG}", app_port);
+    let slot = "value: ${FILTER_CONFIG}";
+    let line = template
+        .lines()
+        .find(|l| l.trim_start() == slot)
+        .expect("the filter config's line");
+    let indent = " ".repeat(line.len() - line.trim_start().len() + 2);
+    let block: String = filter_yaml.lines().map(|l| format!("\n{indent}{l}")).collect();
+    template.replace(slot, &format!("value:{block}"))
+}
+
 /// Renders `configs/envoy-demo.yaml` (the shipped demo config) for a test instance.
 fn demo_yaml(base: &str, filter_config: &str, app_port: u16) -> String {
     let port = base.rsplit(':').next().expect("port").to_owned();
