@@ -14,7 +14,8 @@ use crate::failure::{Failure, FailureKind, ReplyFormat};
 use crate::gateway::Gateway;
 use crate::http::path;
 use crate::metrics::Metric;
-use crate::oidc::{login, refresh};
+use crate::oidc::login::{self, LoginStart};
+use crate::oidc::refresh;
 use crate::session::identity;
 use async_filter::LocalReply;
 
@@ -157,21 +158,6 @@ pub enum Unauthenticated {
     Api,
     /// 302 to the IdP.
     Browser(LoginStart),
-}
-
-/// A login to start: where to, and what the redirect to the IdP carries.
-#[derive(Debug, Clone)]
-pub struct LoginStart {
-    /// Same-origin path to return to.
-    pub target: String,
-    /// Also expire the session cookie (it named a bad or ended session).
-    pub clear_cookie: bool,
-    /// Flow cookies to drop so the browser keeps at most the configured number.
-    pub stale_flows: Vec<String>,
-    /// Authorization-request parameters of this login (the route's, the request's).
-    pub params: Vec<(String, String)>,
-    /// This host's redirect URI, when it has its own.
-    pub redirect_uri: Option<url::Url>,
 }
 
 /// A verdict and what to count.
@@ -354,50 +340,9 @@ pub fn for_session(gw: &Gateway, session: &Session, route: &RouteSettings) -> Ve
 pub fn unauthenticated(gw: &Gateway, next: Unauthenticated, now: u64) -> Decision {
     match (next, gw.provider.current()) {
         (Unauthenticated::Api, _) => Verdict::Fail(Failure::new(FailureKind::Unauthorized, "no_credentials")).into(),
-        (Unauthenticated::Browser(start), Some(p)) => login_redirect(gw, &p, start, now),
+        (Unauthenticated::Browser(start), Some(p)) => login::redirect(gw, &p, start, now),
         (next, None) => Verdict::Async(Work::Login(next)).into(),
     }
-}
-
-/// The 302 to the IdP with a fresh flow cookie.
-pub fn login_redirect(
-    gw: &Gateway,
-    provider: &crate::oidc::provider::Provider,
-    start: LoginStart,
-    now: u64,
-) -> Decision {
-    let LoginStart {
-        target,
-        clear_cookie,
-        stale_flows,
-        params,
-        redirect_uri,
-    } = start;
-    let redirect = match login::start(gw, provider, target, &params, redirect_uri.as_ref(), now) {
-        Ok(r) => r,
-        Err(e) => return Verdict::Fail(Failure::because(FailureKind::Internal, "login_seal", e)).into(),
-    };
-    let c = &gw.settings.cookie;
-    let mut headers = vec![
-        ("location".to_owned(), redirect.location.into_bytes()),
-        ("set-cookie".to_owned(), redirect.flow_cookie.into_bytes()),
-        ("cache-control".to_owned(), b"no-store".to_vec()),
-    ];
-    if clear_cookie {
-        headers.push(("set-cookie".into(), c.expire(&c.name).into_bytes()));
-    }
-    for name in &stale_flows {
-        headers.push(("set-cookie".into(), c.expire(name).into_bytes()));
-    }
-    Decision::counting(
-        Verdict::Reply(LocalReply {
-            status: 302,
-            headers,
-            body: Vec::new(),
-            details: "oidc_login_redirect".into(),
-        }),
-        Metric::LoginStarted,
-    )
 }
 
 /// The session with its idle expiry pushed, if it was last marked used long enough ago

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use crate::bearer;
-use crate::decide::{self, Decision, LoginStart, Unauthenticated, Verdict, Work};
+use crate::decide::{self, Decision, Unauthenticated, Verdict, Work};
 use crate::endpoints;
 use crate::failure::Failure;
 use crate::gateway::Gateway;
 use crate::metrics::Metric;
+use crate::oidc::login::{self, LoginStart};
 use crate::oidc::refresh::RefreshOutcome;
 use crate::oidc::tokens::{TokenError, Verifier};
 
@@ -126,7 +127,7 @@ async fn login(gw: &Gateway, next: Unauthenticated) -> Decision {
         return decide::unauthenticated(gw, next, gw.clock.now());
     };
     match gw.provider.wait(gw.settings.timeouts.startup_wait).await {
-        Ok(p) => decide::login_redirect(gw, &p, start, gw.clock.now()),
+        Ok(p) => login::redirect(gw, &p, start, gw.clock.now()),
         Err(e) => Verdict::Fail(Failure::from(e)).into(),
     }
 }

@@ -15,6 +15,7 @@ mod secret;
 mod tests;
 mod types;
 
+pub use idp::ProviderSettings;
 pub use idps::{own_paths, parse_all, IdpConfig, DEFAULT_IDP};
 pub use reload::{Renewed, SecretFiles};
 pub use route::RouteSettings;
@@ -22,8 +23,7 @@ pub use secret::{ClientSecret, Live, SecretSource};
 pub use types::{
     AccessLogUser, ApiMatcher, AuthzRules, BearerSettings, ClientAuthorization, CookieSettings, CrossSiteSignOut,
     EncodedSeparators, EndSessionMethod, ErrorPages, HeaderSettings, IntrospectionSettings, PassThrough, Paths,
-    ProviderSettings, RefreshSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings, StoreSettings,
-    Templates, Timeouts,
+    RefreshSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings, StoreSettings, Templates, Timeouts,
 };
 
 /// A config error: which field, and what is wrong with it.

@@ -9,17 +9,16 @@ use session_store::{KeyRing, Lifetimes};
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::fields::{abs_path, authorize_params, passthrough, read_file};
-use super::idp::{idp_tls, signing_key};
+use super::fields::{abs_path, passthrough, read_file};
+use super::idp::provider;
 use super::raw::{Raw, RawApi, RawAuthz, RawCookie, RawRule, RawSession, RawStore};
 use super::types::{
     ApiMatcher, AuthzRules, BearerSettings, CookieSettings, ErrorPages, HeaderSettings, IntrospectionSettings,
-    PassThrough, Paths, ProviderSettings, RefreshSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings,
-    StoreSettings, Timeouts,
+    PassThrough, Paths, RefreshSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings, StoreSettings,
+    Timeouts,
 };
+use super::SecretFiles;
 use super::{err, ConfigError};
-use super::{ClientSecret, Live, SecretFiles};
-use crate::oidc::client_auth::ClientAuthMethod;
 
 impl Settings {
     /// Parses and validates the JSON config.
@@ -121,60 +120,6 @@ impl Settings {
             secret_files: Arc::new(secret_files),
         })
     }
-}
-
-fn provider(raw: &Raw) -> Result<ProviderSettings, ConfigError> {
-    let issuer_url = Url::parse(&raw.issuer).map_err(|e| err("issuer", e.to_string()))?;
-    if !matches!(issuer_url.scheme(), "https" | "http") || issuer_url.query().is_some() {
-        return Err(err("issuer", "must be an http(s) URL without a query"));
-    }
-    if raw.client_id.is_empty() {
-        return Err(err("client_id", "must not be empty"));
-    }
-    let redirect_uri = Url::parse(&raw.redirect_uri).map_err(|e| err("redirect_uri", e.to_string()))?;
-    if redirect_uri.query().is_some() || redirect_uri.fragment().is_some() {
-        return Err(err("redirect_uri", "must not have a query or fragment"));
-    }
-    let client_secret = raw
-        .client_secret
-        .as_ref()
-        .map(|c| c.load().map_err(|e| err("client_secret", e)).map(ClientSecret::from))
-        .transpose()?;
-    let client_key = signing_key(&raw.client_auth)?;
-    match (raw.client_auth.method, client_secret.is_some(), client_key.is_some()) {
-        (ClientAuthMethod::PrivateKeyJwt, _, false) => {
-            return Err(err("client_auth.private_key", "required with private_key_jwt"))
-        }
-        (ClientAuthMethod::TlsClientAuth, _, _) if raw.provider.client_cert_file.is_none() => {
-            return Err(err("provider.client_cert_file", "required with tls_client_auth"))
-        }
-        (ClientAuthMethod::TlsClientAuth, _, _) => {}
-        (ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost, false, _)
-        | (ClientAuthMethod::Auto, false, false) => return Err(err("client_secret", "required")),
-        _ => {}
-    }
-    let mut scopes = raw.scopes.clone();
-    if !scopes.iter().any(|s| s == "openid") {
-        scopes.insert(0, "openid".into());
-    }
-    Ok(ProviderSettings {
-        issuer: raw.issuer.clone(),
-        client_id: raw.client_id.clone(),
-        client_secret: client_secret.map(Live::new),
-        client_auth: raw.client_auth.method,
-        client_key: client_key.map(Live::new),
-        redirect_uri,
-        scopes,
-        extra_authorize_params: authorize_params(raw.extra_authorize_params.clone())?,
-        refresh_interval: Duration::from_secs(raw.provider.refresh_interval_secs.max(10)),
-        jwks_min_refresh: Duration::from_secs(raw.provider.jwks_min_refresh_secs),
-        timeout: Duration::from_millis(raw.timeouts.idp_ms),
-        clock_skew: Duration::from_secs(raw.provider.clock_skew_secs),
-        trusted_audiences: raw.trusted_audiences.clone(),
-        tls: idp_tls(&raw.provider)?,
-        userinfo_required: raw.provider.userinfo_required,
-        tenants: raw.provider.tenants.clone(),
-    })
 }
 
 impl TryFrom<RawCookie> for CookieSettings {

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::idp::{RawClientAuth, RawProvider};
 use super::secret::SecretSource;
 use super::types::{
     AccessLogUser, ClientAuthorization, CrossSiteSignOut, EncodedSeparators, EndSessionMethod, SameSite,
 };
-use crate::oidc::client_auth::ClientAuthMethod;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,26 +72,6 @@ pub(super) fn default_secret_reload_secs() -> u64 {
 
 pub(super) fn default_readiness_path() -> String {
     "/oauth2/ready".into()
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields, default)]
-pub(super) struct RawClientAuth {
-    pub(super) method: ClientAuthMethod,
-    pub(super) private_key: Option<SecretSource>,
-    pub(super) key_id: Option<String>,
-    pub(super) algorithm: String,
-}
-
-impl Default for RawClientAuth {
-    fn default() -> Self {
-        Self {
-            method: ClientAuthMethod::Auto,
-            private_key: None,
-            key_id: None,
-            algorithm: "RS256".into(),
-        }
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -395,38 +375,6 @@ impl Default for RawRefresh {
             leeway_secs: 30,
             lock_ttl_ms: 10_000,
             userinfo: true,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(super) struct RawProvider {
-    pub(super) refresh_interval_secs: u64,
-    pub(super) jwks_min_refresh_secs: u64,
-    pub(super) clock_skew_secs: u64,
-    pub(super) ca_file: Option<String>,
-    pub(super) system_roots: bool,
-    pub(super) client_cert_file: Option<String>,
-    pub(super) client_key: Option<SecretSource>,
-    pub(super) proxy: Option<String>,
-    pub(super) userinfo_required: bool,
-    pub(super) tenants: Vec<String>,
-}
-
-impl Default for RawProvider {
-    fn default() -> Self {
-        Self {
-            refresh_interval_secs: 600,
-            jwks_min_refresh_secs: 30,
-            clock_skew_secs: 30,
-            ca_file: None,
-            system_roots: false,
-            client_cert_file: None,
-            client_key: None,
-            proxy: None,
-            userinfo_required: false,
-            tenants: Vec::new(),
         }
     }
 }

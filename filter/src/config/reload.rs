@@ -14,8 +14,7 @@ use std::time::Duration;
 use session_store::KeyRing;
 
 use super::fields::read_bounded;
-use super::idp::signing_key;
-use super::raw::RawClientAuth;
+use super::idp::{signing_key, RawClientAuth};
 use super::secret::{ClientSecret, SecretSource};
 use super::{err, ConfigError};
 use crate::oidc::client_auth::SigningKey;

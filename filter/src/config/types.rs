@@ -104,43 +104,6 @@ pub struct SignOutSettings {
     pub cross_site: CrossSiteSignOut,
 }
 
-/// Everything about the identity provider and this client.
-pub struct ProviderSettings {
-    /// Issuer identifier, compared exactly (no normalisation).
-    pub issuer: String,
-    /// OAuth client id.
-    pub client_id: String,
-    /// OAuth client secret (not needed with `private_key_jwt`).
-    pub client_secret: Option<super::Live<super::ClientSecret>>,
-    /// How we authenticate to the token and introspection endpoints.
-    pub client_auth: crate::oidc::client_auth::ClientAuthMethod,
-    /// Our private key for `private_key_jwt`.
-    pub client_key: Option<super::Live<crate::oidc::client_auth::SigningKey>>,
-    /// The exact redirect URI registered at the IdP.
-    pub redirect_uri: Url,
-    /// Scopes requested (always including `openid`).
-    pub scopes: Vec<String>,
-    /// More authorization-request parameters (`prompt`, `audience`, `access_type`...).
-    pub extra_authorize_params: Vec<(String, String)>,
-    /// Re-discovery period.
-    pub refresh_interval: Duration,
-    /// Least time between JWKS fetches triggered by unknown key ids.
-    pub jwks_min_refresh: Duration,
-    /// Timeout of each call to the IdP.
-    pub timeout: Duration,
-    /// Clock difference tolerated with the IdP on `exp`, `nbf` and `iat`.
-    pub clock_skew: Duration,
-    /// Audiences an ID token may name beside us (OIDC Core §3.1.3.7 step 3).
-    pub trusted_audiences: Vec<String>,
-    /// Tenants allowed at a multi-tenant issuer (Entra ID `/common/v2.0`).
-    pub tenants: Vec<String>,
-    /// A userinfo endpoint refusing our access token fails the login (else the ID
-    /// token's claims are used).
-    pub userinfo_required: bool,
-    /// Trust, client certificate and proxy of the connection to the IdP.
-    pub tls: crate::oidc::transport::IdpTls,
-}
-
 /// The filter's own endpoints (exact paths).
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -336,7 +299,7 @@ pub struct RefreshSettings {
 /// The whole validated config.
 pub struct Settings {
     /// IdP and client (shared with the provider handle).
-    pub provider: Arc<ProviderSettings>,
+    pub provider: Arc<super::ProviderSettings>,
     /// Our endpoints.
     pub paths: Paths,
     /// Cookies.

@@ -6,7 +6,12 @@ use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, Scope};
 use serde::{Deserialize, Serialize};
 
+use async_filter::LocalReply;
+
+use crate::decide::{Decision, Verdict};
+use crate::failure::{Failure, FailureKind};
 use crate::gateway::Gateway;
+use crate::metrics::Metric;
 use crate::oidc::provider::Provider;
 
 /// How long a login may take at the IdP.
@@ -106,4 +111,55 @@ pub fn start(
         location: url.to_string(),
         flow_cookie: c.flow(&name, &sealed, FLOW_TTL_SECS),
     })
+}
+
+/// A login to start: where to, and what the redirect to the IdP carries.
+#[derive(Debug, Clone)]
+pub struct LoginStart {
+    /// Same-origin path to return to.
+    pub target: String,
+    /// Also expire the session cookie (it named a bad or ended session).
+    pub clear_cookie: bool,
+    /// Flow cookies to drop so the browser keeps at most the configured number.
+    pub stale_flows: Vec<String>,
+    /// Authorization-request parameters of this login (the route's, the request's).
+    pub params: Vec<(String, String)>,
+    /// This host's redirect URI, when it has its own.
+    pub redirect_uri: Option<url::Url>,
+}
+
+/// The 302 to the IdP with a fresh flow cookie.
+pub fn redirect(gw: &Gateway, provider: &Provider, login: LoginStart, now: u64) -> Decision {
+    let LoginStart {
+        target,
+        clear_cookie,
+        stale_flows,
+        params,
+        redirect_uri,
+    } = login;
+    let redirect = match start(gw, provider, target, &params, redirect_uri.as_ref(), now) {
+        Ok(r) => r,
+        Err(e) => return Verdict::Fail(Failure::because(FailureKind::Internal, "login_seal", e)).into(),
+    };
+    let c = &gw.settings.cookie;
+    let mut headers = vec![
+        ("location".to_owned(), redirect.location.into_bytes()),
+        ("set-cookie".to_owned(), redirect.flow_cookie.into_bytes()),
+        ("cache-control".to_owned(), b"no-store".to_vec()),
+    ];
+    if clear_cookie {
+        headers.push(("set-cookie".into(), c.expire(&c.name).into_bytes()));
+    }
+    for name in &stale_flows {
+        headers.push(("set-cookie".into(), c.expire(name).into_bytes()));
+    }
+    Decision::counting(
+        Verdict::Reply(LocalReply {
+            status: 302,
+            headers,
+            body: Vec::new(),
+            details: "oidc_login_redirect".into(),
+        }),
+        Metric::LoginStarted,
+    )
 }

@@ -6,6 +6,7 @@ pub mod client_auth;
 pub mod code;
 pub mod introspect;
 pub mod login;
+pub mod logout_token;
 pub mod provider;
 pub mod refresh;
 pub mod token_endpoint;

@@ -33,9 +33,6 @@ pub const ALLOWED_ALGS: [Algorithm; 9] = [
 /// longer opaque ids, so a margin).
 pub const MAX_SUBJECT_LEN: usize = 1024;
 
-/// The back-channel logout event (Back-Channel Logout 1.0 §2.4).
-const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {
@@ -141,27 +138,6 @@ impl VerifiedIdToken {
     }
 }
 
-/// The claims of a back-channel logout token (Back-Channel Logout 1.0 §2.4).
-#[derive(Debug, Clone, Deserialize)]
-pub struct LogoutTokenClaims {
-    /// Unique id of this token (replay detection).
-    pub jti: String,
-    /// Issued at.
-    pub iat: u64,
-    /// Session id at the IdP.
-    #[serde(default)]
-    pub sid: Option<String>,
-    /// Subject.
-    #[serde(default)]
-    pub sub: Option<String>,
-    /// The event list.
-    #[serde(default)]
-    pub events: Map<String, Value>,
-    /// Must be absent.
-    #[serde(default)]
-    pub nonce: Option<Value>,
-}
-
 /// A verified token's claims: typed, and all of them.
 #[derive(Debug, Clone)]
 pub struct Verified<T> {
@@ -209,7 +185,7 @@ impl<'a> Verifier<'a> {
         Self { provider, settings }
     }
 
-    fn skew(&self) -> u64 {
+    pub(super) fn skew(&self) -> u64 {
         self.settings.clock_skew.as_secs()
     }
 
@@ -330,36 +306,6 @@ impl<'a> Verifier<'a> {
         let client_id = &self.settings.client_id;
         let (_, payload) = self.signed(jwt, std::slice::from_ref(client_id), &["iss", "aud", "sub"])?;
         Ok(payload)
-    }
-
-    /// Back-Channel Logout 1.0 §2.6: a logout token for us, issued at most `max_age` ago.
-    pub fn logout_token(&self, token: &str, max_age: u64) -> Result<Verified<LogoutTokenClaims>, TokenError> {
-        let client_id = &self.settings.client_id;
-        let (header, payload) = self.signed(token, std::slice::from_ref(client_id), &["iss", "aud", "iat", "jti"])?;
-        // §2.4: explicitly typed `logout+jwt` where the IdP types it; never an access token.
-        if typ(&header).is_some_and(|t| t != "logout+jwt" && t != "jwt") {
-            return Err(invalid("typ is not logout+jwt"));
-        }
-        let claims: LogoutTokenClaims = typed(&payload)?;
-        // Step 4-5: the back-channel logout event, and no nonce (so an ID token is never one).
-        if !claims.events.contains_key(LOGOUT_EVENT) {
-            return Err(invalid("no back-channel logout event"));
-        }
-        if claims.nonce.is_some() {
-            return Err(invalid("logout token carries a nonce"));
-        }
-        // Step 4: a sid or a sub to end sessions by.
-        if claims.sid.is_none() && claims.sub.is_none() {
-            return Err(invalid("neither sid nor sub"));
-        }
-        // Step 7 (freshness): a recent `iat`, so a captured token cannot be replayed later.
-        if now().saturating_sub(claims.iat) > max_age + self.skew() {
-            return Err(invalid("issued too long ago"));
-        }
-        if claims.jti.is_empty() || claims.jti.len() > 256 {
-            return Err(invalid("jti is empty or too long"));
-        }
-        Ok(Verified { claims, payload })
     }
 }
 
