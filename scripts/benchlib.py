@@ -56,7 +56,7 @@ def module_filter(lib, filter_name, config):
 
 
 class Envoy:
-    def __init__(self, envoy_bin, name, yaml, workdir, cpu, module_dir=None, env=None):
+    def __init__(self, envoy_bin, name, yaml, workdir, cpu, module_dir=None, env=None, wrapper=(), ready_within=20):
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir)
         cfg = os.path.join(self.dir, "envoy.yaml")
@@ -66,13 +66,13 @@ class Envoy:
                    ENVOY_DYNAMIC_MODULES_SEARCH_PATH=module_dir or os.path.join(ROOT, "target/release"))
         self.log = open(os.path.join(self.dir, "envoy.log"), "w")
         self.proc = subprocess.Popen(
-            ["taskset", "-c", cpu, envoy_bin, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "-l", "warning",
+            ["taskset", "-c", cpu, *wrapper, envoy_bin, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "-l", "warning",
              "--admin-address-path", os.path.join(self.dir, "admin")],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=env, start_new_session=True)
-        self.port = self._wait_port()
+        self.port = self._wait_port(ready_within)
 
-    def _wait_port(self):
-        deadline = time.time() + 20
+    def _wait_port(self, ready_within):
+        deadline = time.time() + ready_within
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 sys.exit(f"envoy exited: see {self.log.name}")

@@ -27,7 +27,7 @@ pub struct Facts {
     /// `:path` as sent (with the query).
     pub path: String,
     /// The route's rules (default: authenticate, no group rule).
-    pub route: RouteSettings,
+    pub route: std::sync::Arc<RouteSettings>,
     /// Our session cookie's value, if sent.
     pub session_cookie: Option<String>,
     /// Our login-flow cookies' names, oldest first.
@@ -61,20 +61,13 @@ impl Facts {
     pub fn bare_path(&self) -> &str {
         self.path.split('?').next().unwrap_or("/")
     }
-
-    /// Where a "try again" link of an error page goes: this request's same-origin target.
-    pub fn retry_url(&self) -> String {
-        path::same_origin_target(&self.path)
-    }
 }
 
 /// A signed-in request's identity, to apply before continuing.
 #[derive(Debug)]
 pub struct Admission {
-    /// Identity headers for the upstream.
-    pub headers: Vec<(String, String)>,
-    /// Who, for access logs.
-    pub user: String,
+    /// Identity headers for the upstream and the user for access logs.
+    pub identity: std::sync::Arc<identity::Identity>,
     /// The session with its idle expiry pushed, to write back (cache now, store later).
     pub touch: Option<(OpenedTicket, Session)>,
     /// Admitted on a bearer token, which then goes upstream as it came.
@@ -125,7 +118,7 @@ pub enum Work {
         /// The session was in the cache (a refresh is due).
         cached: bool,
         /// Route rules.
-        route: RouteSettings,
+        route: std::sync::Arc<RouteSettings>,
         /// Where an ended session goes.
         next: Unauthenticated,
     },
@@ -134,14 +127,14 @@ pub enum Work {
         /// The token.
         token: String,
         /// Route rules.
-        route: RouteSettings,
+        route: std::sync::Arc<RouteSettings>,
     },
     /// An opaque bearer token to introspect at the IdP.
     Introspect {
         /// The token.
         token: String,
         /// Route rules.
-        route: RouteSettings,
+        route: std::sync::Arc<RouteSettings>,
     },
     /// Start a login once discovery has succeeded.
     Login(Unauthenticated),
@@ -160,20 +153,23 @@ pub enum Unauthenticated {
     Browser(LoginStart),
 }
 
+/// What a decision counts (one or two metrics, kept inline).
+pub type Metrics = smallvec::SmallVec<[Metric; 2]>;
+
 /// A verdict and what to count.
 #[derive(Debug)]
 pub struct Decision {
     /// What happens.
     pub verdict: Verdict,
     /// Metrics to record on the worker.
-    pub metrics: Vec<Metric>,
+    pub metrics: Metrics,
 }
 
 impl From<Verdict> for Decision {
     fn from(verdict: Verdict) -> Self {
         Self {
             verdict,
-            metrics: Vec::new(),
+            metrics: Metrics::new(),
         }
     }
 }
@@ -183,7 +179,7 @@ impl Decision {
     pub fn counting(verdict: Verdict, m: Metric) -> Self {
         Self {
             verdict,
-            metrics: vec![m],
+            metrics: smallvec::smallvec![m],
         }
     }
 }
@@ -328,8 +324,7 @@ pub fn for_session(gw: &Gateway, session: &Session, route: &RouteSettings) -> Ve
         return Verdict::Fail(Failure::new(FailureKind::Forbidden, "forbidden"));
     }
     Verdict::Admit(Admission {
-        headers: identity::for_session(&gw.settings, session),
-        user: session.subject.clone(),
+        identity: identity::for_session(&gw.settings, session),
         touch: None,
         by_bearer: false,
     })

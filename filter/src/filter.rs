@@ -12,6 +12,7 @@ use crate::decide::{self, Admission, Decision, Facts, Verdict};
 use crate::endpoints::backchannel;
 use crate::failure::{Failure, FailureKind, ReplyFormat};
 use crate::gateway::Gateway;
+use crate::http::request::RequestHeaders;
 use crate::http::{bearer_token, cookies, from_other_site, is_api, is_identity_header, path};
 use crate::realms::Realms;
 use crate::work;
@@ -19,8 +20,19 @@ use crate::work;
 /// How a stream's error replies are written: decided once from its request.
 struct Replying {
     format: ReplyFormat,
-    retry_url: String,
+    /// The request's path, for the "try again" link; `None`: home.
+    retry_path: Option<String>,
     trace: TraceId,
+}
+
+impl Replying {
+    /// Where "try again" goes: the request's same-origin target, made only when a page
+    /// needs it.
+    fn retry_url(&self) -> String {
+        self.retry_path
+            .as_deref()
+            .map_or_else(|| "/".to_owned(), path::same_origin_target)
+    }
 }
 
 /// The filter of one stream.
@@ -51,16 +63,14 @@ impl OidcFilter {
     }
 
     /// Reads the request: owned facts, so the stream can be changed afterwards.
-    fn gather(&self, s: &dyn HttpStream, path: String, route: RouteSettings) -> Facts {
+    fn gather(&self, req: &RequestHeaders<'_>, path: String, route: Arc<RouteSettings>) -> Facts {
         let settings = &self.gw.settings;
-        let method = String::from_utf8_lossy(s.header(HeaderKind::Request, ":method").unwrap_or(b"GET")).into_owned();
-        let accept = s.header(HeaderKind::Request, "accept");
-        let cookie_lines = s.header_values(HeaderKind::Request, "cookie");
+        let method = String::from_utf8_lossy(req.method.unwrap_or(b"GET")).into_owned();
         // One pass over the cookie lines: our session cookie, login flows, and what the
         // upstream keeps.
         let foreign = &self.realms.all()[self.realm].foreign_cookies;
         let (session_cookie, flow_cookies, upstream_cookie) =
-            match cookies::split_ours(&cookie_lines, &settings.cookie, foreign) {
+            match cookies::split_ours(&req.cookies, &settings.cookie, foreign) {
                 Some(split) => (
                     split.session.map(str::to_owned),
                     split.flows.into_iter().map(str::to_owned).collect(),
@@ -71,16 +81,11 @@ impl OidcFilter {
         let bare = path.split('?').next().unwrap_or("/");
         // Only the callback reads the flow cookie: copy the lines for it alone.
         let cookie_header = if bare == settings.paths.callback {
-            cookie_lines.iter().map(|l| l.to_vec()).collect()
+            req.cookies.iter().map(|l| l.to_vec()).collect()
         } else {
             Vec::new()
         };
-        let api = is_api(
-            &settings.api,
-            &path,
-            accept,
-            s.header(HeaderKind::Request, "x-requested-with"),
-        );
+        let api = is_api(&settings.api, &path, req.accept, req.requested_with);
         // Any route's rules could be walked around with such a path (the app decodes it
         // behind a route without rules), so the filter cannot tell where it is safe.
         let hidden_separators =
@@ -88,17 +93,11 @@ impl OidcFilter {
         let redirect_uri = if settings.redirect_hosts.is_empty() {
             None
         } else {
-            self.gw
-                .redirect_uri_for(s.header(HeaderKind::Request, ":authority"))
-                .cloned()
+            self.gw.redirect_uri_for(req.authority).cloned()
         };
         let other_site = bare == settings.paths.logout && {
             let origin = redirect_uri.as_ref().map(|u| u.origin().ascii_serialization());
-            from_other_site(
-                s.header(HeaderKind::Request, "sec-fetch-site"),
-                s.header(HeaderKind::Request, "origin"),
-                origin.as_deref().unwrap_or(&self.gw.origin),
-            )
+            from_other_site(req.fetch_site, req.origin, origin.as_deref().unwrap_or(&self.gw.origin))
         };
         let is_backchannel = bare == settings.paths.backchannel;
         Facts {
@@ -109,48 +108,52 @@ impl OidcFilter {
             cookie_header,
             // Read before the identity headers are stripped: with `headers.access_token`
             // the client's `authorization` is one of them.
-            bearer: s
-                .header(HeaderKind::Request, "authorization")
-                .and_then(bearer_token)
-                .map(str::to_owned),
+            bearer: req.authorization.and_then(bearer_token).map(str::to_owned),
             api,
             hidden_separators,
             other_site,
             redirect_uri,
             content_type: if is_backchannel {
-                s.header(HeaderKind::Request, "content-type").map(<[u8]>::to_vec)
+                req.content_type.map(<[u8]>::to_vec)
             } else {
                 None
             },
             format: if is_backchannel {
                 ReplyFormat::Json
             } else {
-                ReplyFormat::for_accept(accept)
+                ReplyFormat::for_accept(req.accept)
             },
-            trace: s.trace_id(),
+            trace: req.trace_id(),
             method,
             path,
         }
     }
 
-    /// Upstream hygiene for every request that may go upstream: no identity header from
-    /// the client (any case, `_` for `-`, the configured families), the client's own
-    /// `authorization` only where it is the checked credential or allowed, none of our
-    /// cookies.
-    fn scrub(&self, s: &mut dyn HttpStream, upstream_cookie: Option<Option<Vec<u8>>>, strip_authorization: bool) {
-        // Every IdP's identity headers: the app behind one route may trust another's.
+    /// The identity headers the client sent, of any of the config's IdPs (the app behind
+    /// one route may trust another's), in any spelling.
+    fn spoofed(&self, all: &[(&[u8], &[u8])]) -> Vec<String> {
         let realms = self.realms.all();
-        let present: Vec<String> = s
-            .headers(HeaderKind::Request)
-            .iter()
-            .filter(|(k, _)| {
-                realms.iter().any(|r| is_identity_header(k, &r.gw.settings.headers))
-                    || (strip_authorization && k.eq_ignore_ascii_case(b"authorization"))
-            })
+        all.iter()
+            .filter(|(k, _)| realms.iter().any(|r| is_identity_header(k, &r.gw.settings.headers)))
             .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
-            .collect();
-        for name in present {
+            .collect()
+    }
+
+    /// Upstream hygiene for every request that may go upstream: no identity header from
+    /// the client, the client's own `authorization` only where it is the checked
+    /// credential or allowed, none of our cookies.
+    fn scrub(
+        &self,
+        s: &mut dyn HttpStream,
+        spoofed: Vec<String>,
+        upstream_cookie: Option<Option<Vec<u8>>>,
+        strip_authorization: bool,
+    ) {
+        for name in spoofed {
             s.remove_header(HeaderKind::Request, &name);
+        }
+        if strip_authorization {
+            s.remove_header(HeaderKind::Request, "authorization");
         }
         match upstream_cookie {
             Some(Some(rest)) => s.set_header(HeaderKind::Request, "cookie", &rest),
@@ -160,32 +163,34 @@ impl OidcFilter {
     }
 
     fn request_headers(&mut self, s: &mut dyn HttpStream) -> HeadersStatus {
-        let path = String::from_utf8_lossy(s.header(HeaderKind::Request, ":path").unwrap_or(b"/")).into_owned();
         let route = s
             .route_config()
-            .and_then(|r| r.downcast_ref::<RouteSettings>())
-            .cloned()
-            .unwrap_or_default();
+            .and_then(|r| r.downcast_ref::<Arc<RouteSettings>>())
+            .map_or_else(RouteSettings::none, Arc::clone);
+        let all = s.headers(HeaderKind::Request);
+        let req = RequestHeaders::read(&all);
+        let path = String::from_utf8_lossy(req.path.unwrap_or(b"/")).into_owned();
         if self.realms.all().len() > 1 {
             let bare = path.split('?').next().unwrap_or("/");
-            let authority = s.header(HeaderKind::Request, ":authority");
-            match self.realms.select(authority, route.idp.as_deref(), bare) {
+            match self.realms.select(req.authority, route.idp.as_deref(), bare) {
                 Ok(i) => {
                     self.realm = i;
                     self.gw = self.realms.all()[i].gw.clone();
                 }
                 Err(e) => {
                     self.replying = Some(Replying {
-                        format: ReplyFormat::for_accept(s.header(HeaderKind::Request, "accept")),
-                        retry_url: "/".into(),
-                        trace: s.trace_id(),
+                        format: ReplyFormat::for_accept(req.accept),
+                        retry_path: None,
+                        trace: req.trace_id(),
                     });
                     self.fail(s, Failure::because(FailureKind::Internal, "unknown_idp", e));
                     return HeadersStatus::StopIteration;
                 }
             }
         }
-        let facts = self.gather(s, path, route);
+        let facts = self.gather(&req, path, route);
+        let has_authorization = req.authorization.is_some();
+        let spoofed = self.spoofed(&all);
         let decision = decide::decide(&self.gw, &facts, self.gw.clock.now());
         let paths = &self.gw.settings.paths;
         let own = [
@@ -197,20 +202,25 @@ impl OidcFilter {
         ];
         // "Try again" from an error at one of our endpoints starts over at home (the
         // callback's URL would only fail again); elsewhere it retries the request.
-        let retry_url = if own.iter().any(|p| p.as_str() == facts.bare_path()) {
-            "/".to_owned()
-        } else {
-            facts.retry_url()
-        };
-        self.logout_content_type = facts.content_type.clone();
+        let ours = own.iter().any(|p| p.as_str() == facts.bare_path());
+        let Facts {
+            path,
+            trace,
+            format,
+            content_type,
+            upstream_cookie,
+            ..
+        } = facts;
+        self.logout_content_type = content_type;
         self.replying = Some(Replying {
-            format: facts.format,
-            retry_url,
-            trace: facts.trace.clone(),
+            format,
+            retry_path: (!ours).then_some(path),
+            trace,
         });
         if matches!(decision.verdict, Verdict::Pass | Verdict::Admit(_) | Verdict::Async(_)) {
-            let strip_authorization = decision.verdict.strips_authorization(&self.gw.settings.headers);
-            self.scrub(s, facts.upstream_cookie, strip_authorization);
+            let strip_authorization =
+                has_authorization && decision.verdict.strips_authorization(&self.gw.settings.headers);
+            self.scrub(s, spoofed, upstream_cookie, strip_authorization);
         }
         self.apply(s, decision, false)
     }
@@ -253,10 +263,12 @@ impl OidcFilter {
     }
 
     fn admit(&self, s: &mut dyn HttpStream, a: Admission) {
-        for (h, v) in &a.headers {
-            s.set_header(HeaderKind::Request, h, v.as_bytes());
+        // Added, not set: `scrub` already removed every client copy of these names (and
+        // `authorization` where the filter sends its own), so no lookup is needed.
+        for (h, v) in &a.identity.headers {
+            s.add_header(HeaderKind::Request, h, v.as_bytes());
         }
-        self.gw.settings.access_log_user.record(s, &a.user);
+        self.gw.settings.access_log_user.record(s, &a.identity.user);
         if let Some((ticket, touched)) = a.touch {
             // The cache at once (concurrent requests need not repeat it), the store in the
             // background, under the core's bound and deadline.
@@ -278,8 +290,8 @@ impl OidcFilter {
     /// The one place a failure reaches the client: its reply, and its log line.
     fn fail(&self, s: &mut dyn HttpStream, failure: Failure) {
         let (format, retry, trace) = match &self.replying {
-            Some(r) => (r.format, r.retry_url.as_str(), r.trace.clone()),
-            None => (ReplyFormat::Json, "/", s.trace_id()),
+            Some(r) => (r.format, r.retry_url(), r.trace.clone()),
+            None => (ReplyFormat::Json, "/".to_owned(), s.trace_id()),
         };
         let (status, _) = failure.kind.status();
         let source = failure.source.as_deref().unwrap_or("");
@@ -288,7 +300,7 @@ impl OidcFilter {
         } else {
             tracing::info!(trace_id = %trace, status, reason = failure.reason, source, "request refused");
         }
-        let reply = failure.reply(&trace, format, &self.gw.settings.error_pages, retry);
+        let reply = failure.reply(&trace, format, &self.gw.settings.error_pages, &retry);
         Outcome::Reply(reply).apply(s);
     }
 

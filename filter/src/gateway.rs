@@ -29,6 +29,8 @@ pub struct Gateway {
     pub refresher: Refresher,
     /// Opaque bearer tokens' introspection answers, when enabled.
     pub introspector: Option<Introspector>,
+    /// JWT bearer tokens verified lately.
+    pub verified_tokens: crate::bearer::VerifiedTokens,
     /// The claims kept from tokens and userinfo.
     pub claim_names: Arc<crate::oidc::claims::ClaimNames>,
     /// Now.
@@ -165,6 +167,7 @@ impl Gateway {
             metrics,
             refresher: Refresher::default(),
             introspector,
+            verified_tokens: Default::default(),
             claim_names,
             clock,
             background,

@@ -50,5 +50,8 @@ fn new_filter_config(ctx: &mut ConfigContext, _name: &str, json: &[u8]) -> Resul
 }
 
 fn new_route_config(_name: &str, json: &[u8]) -> Result<Box<dyn Any + Send + Sync>, String> {
-    Ok(Box::new(RouteSettings::parse(json).map_err(|e| e.to_string())?))
+    // Shared, so a request takes the route's rules without copying them.
+    Ok(Box::new(Arc::new(
+        RouteSettings::parse(json).map_err(|e| e.to_string())?,
+    )))
 }

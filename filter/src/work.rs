@@ -34,11 +34,11 @@ async fn session(
     gw: &Gateway,
     ticket: session_store::OpenedTicket,
     cached: bool,
-    route: crate::config::RouteSettings,
+    route: std::sync::Arc<crate::config::RouteSettings>,
     next: Unauthenticated,
 ) -> Decision {
     let now = gw.clock.now();
-    let mut metrics = Vec::new();
+    let mut metrics = decide::Metrics::new();
     // A cached session may have left the cache since the check: then read the store.
     let loaded = match gw.sessions.cache().get(&ticket.store_key()).filter(|_| cached) {
         Some(s) => Ok(Some(s)),
@@ -49,7 +49,7 @@ async fn session(
         Err(e) => {
             return Decision {
                 verdict: Verdict::Fail(Failure::from(e)),
-                metrics: vec![Metric::StoreError],
+                metrics: smallvec::smallvec![Metric::StoreError],
             }
         }
     };
@@ -85,27 +85,27 @@ async fn session(
             api => decide::unauthenticated(gw, api, now),
         },
     };
-    metrics.append(&mut decision.metrics);
+    metrics.extend(decision.metrics.drain(..));
     Decision {
         verdict: decision.verdict,
         metrics,
     }
 }
 
-async fn bearer(gw: &Gateway, token: String, route: crate::config::RouteSettings) -> Decision {
+async fn bearer(gw: &Gateway, token: String, route: std::sync::Arc<crate::config::RouteSettings>) -> Decision {
     let s = &gw.settings;
     let provider = match gw.provider.refresh_for_unknown_key().await {
         Some(p) => Some(p),
         None => gw.provider.wait(s.timeouts.startup_wait).await.ok(),
     };
     match provider.map(|p| Verifier::new(&p, &s.provider).access_token(&token, &s.bearer)) {
-        Some(Ok(verified)) => bearer::for_bearer(gw, &verified, &route),
+        Some(Ok(verified)) => bearer::for_bearer(gw, &token, &verified, &route),
         Some(Err(e @ (TokenError::Invalid(_) | TokenError::UnknownKey))) => bearer::invalid_bearer(e.to_string()),
         None => Verdict::Fail(Failure::from(crate::error::IdpError::NotReady)).into(),
     }
 }
 
-async fn introspect(gw: &Gateway, token: String, route: crate::config::RouteSettings) -> Decision {
+async fn introspect(gw: &Gateway, token: String, route: std::sync::Arc<crate::config::RouteSettings>) -> Decision {
     let Some(introspector) = &gw.introspector else {
         return bearer::invalid_bearer("introspection is off".into());
     };

@@ -563,3 +563,43 @@ fn opaque_tokens_are_introspected_and_cached_when_enabled() {
     assert_eq!(status(&with_bearer(&off, &token)), 401);
     assert_eq!(off.idp.introspections(), 0);
 }
+
+/// A verified bearer token is remembered by the whole token: the same token is admitted
+/// again (the route's rules checked each time), a token one character apart is checked
+/// on its own (and refused).
+#[test]
+fn remembered_bearer_tokens_are_the_exact_token_until_it_expires() {
+    let h = Harness::new(json!({"bearer": {"enabled": true}}));
+    let t = now();
+    let token = h.idp.sign(
+        &json!({"iss": ISSUER, "aud": CLIENT_ID, "sub": "svc", "iat": t, "exp": t + 300, "groups": ["ops"]}),
+        Some("at+jwt"),
+    );
+    for _ in 0..2 {
+        let r = with_bearer(&h, &token);
+        assert_eq!(status(&r), 200);
+        assert_eq!(r.upstream("x-auth-request-user").as_deref(), Some("svc"));
+    }
+    let admins = envoy_oidc::config::RouteSettings::parse(br#"{"require_groups": ["admins"]}"#).expect("route");
+    let auth = format!("Bearer {token}");
+    let r = h.request(
+        &[
+            (":path", "/admin"),
+            ("accept", "application/json"),
+            ("authorization", &auth),
+        ],
+        Some(admins),
+    );
+    assert_eq!(status(&r), 403, "the route's rule, on a remembered token too");
+
+    // A character inside the signature (the last one may only carry padding bits).
+    let at = token.len() - 10;
+    let swapped = if &token[at..=at] == "A" { "B" } else { "A" };
+    let forged = format!("{}{swapped}{}", &token[..at], &token[at + 1..]);
+    assert_eq!(
+        status(&with_bearer(&h, &forged)),
+        401,
+        "one character apart: checked, refused"
+    );
+    assert_eq!(status(&with_bearer(&h, &token)), 200, "and the real one still admitted");
+}

@@ -79,6 +79,12 @@ async fn login_uses_pkce_state_nonce_and_restores_the_deep_url() {
         "{prom}"
     );
     assert!(prom.contains("envoy_dynamicmodulescustom_oidc_login_started{} 1"));
+    // The access log (the shipped format, filter state by default) names the user.
+    let logged = support::eventually(std::time::Duration::from_secs(5), || async {
+        setup.envoy().log().contains("[access] GET /other 200 user=alice ")
+    })
+    .await;
+    assert!(logged, "{}", setup.envoy().log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

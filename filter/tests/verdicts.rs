@@ -76,7 +76,11 @@ fn login_then_requests_carry_identity_and_never_our_cookie_or_spoofed_headers() 
         Some("theme=dark"),
         "only our cookie is removed"
     );
-    assert_eq!(r.stream.metadata("oidc", "user"), Some(&b"alice"[..]));
+    assert_eq!(
+        r.stream.filter_state("oidc.user"),
+        Some(&b"alice"[..]),
+        "for the access log"
+    );
 }
 
 #[test]

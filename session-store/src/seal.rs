@@ -73,6 +73,9 @@ struct Envelope<T> {
 #[derive(Debug, Clone)]
 pub struct Sealer {
     ring: std::sync::Arc<arc_swap::ArcSwap<KeyRing>>,
+    /// Bumped at each [`Sealer::replace_ring`]: what was opened under an older ring is
+    /// opened again.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn aad(name: &str, header: &[u8]) -> Vec<u8> {
@@ -88,6 +91,7 @@ impl Sealer {
     pub fn new(ring: std::sync::Arc<KeyRing>) -> Self {
         Self {
             ring: std::sync::Arc::new(arc_swap::ArcSwap::new(ring)),
+            generation: std::sync::Arc::default(),
         }
     }
 
@@ -100,6 +104,12 @@ impl Sealer {
     /// the new ring still holds keep opening.
     pub fn replace_ring(&self, ring: std::sync::Arc<KeyRing>) {
         self.ring.store(ring);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Which ring is in force (changes at each replacement).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Seals `body` for the cookie `name`, valid until `expires_at` (unix seconds).
@@ -139,6 +149,16 @@ impl Sealer {
     /// Opens a value sealed for the cookie `name`; `now` is unix seconds.
     /// Returns the body and the id of the key that sealed it.
     pub fn open<T: DeserializeOwned>(&self, name: &str, sealed: &str, now: u64) -> Result<(T, KeyId), OpenError> {
+        self.open_until(name, sealed, now).map(|(body, id, _)| (body, id))
+    }
+
+    /// [`Sealer::open`], also returning when the sealed value expires.
+    pub fn open_until<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        sealed: &str,
+        now: u64,
+    ) -> Result<(T, KeyId, u64), OpenError> {
         // Check the length before decoding or slicing anything.
         if sealed.len() > MAX_SEALED_LEN {
             return Err(OpenError::Oversized);
@@ -167,6 +187,6 @@ impl Sealer {
         if envelope.expires_at <= now {
             return Err(OpenError::Expired);
         }
-        Ok((envelope.body, id))
+        Ok((envelope.body, id, envelope.expires_at))
     }
 }

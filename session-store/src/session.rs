@@ -1,6 +1,8 @@
 //! The session model: who the user is, their tokens, and when the session ends.
 
+use std::any::Any;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +101,46 @@ pub struct Session {
     /// When the current access token was received (its lifetime bounds how early it is
     /// refreshed). Last, so records written before it existed still decode (as `V1`).
     pub access_received_at: Option<u64>,
+    /// What the caller derives from this session (its identity headers), made once per
+    /// cached copy; never stored.
+    #[serde(skip)]
+    pub derived: Derived,
+}
+
+/// A value derived from a session by its user, computed on first use. Never stored or
+/// compared; a clone starts empty, so a changed copy (refreshed claims) derives anew.
+#[derive(Default)]
+pub struct Derived(OnceLock<Arc<dyn Any + Send + Sync>>);
+
+impl Derived {
+    /// The value, made by `make` on first use; `None` if it was first made as another type.
+    pub fn get_or_init<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Arc::new(make())).downcast_ref::<T>()
+    }
+}
+
+impl Clone for Derived {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Derived {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Derived {}
+
+impl fmt::Debug for Derived {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Derived(made)"
+        } else {
+            "Derived(empty)"
+        })
+    }
 }
 
 /// A session as stored before `access_received_at` existed; read, never written.
@@ -128,6 +170,7 @@ impl From<SessionV1> for Session {
             absolute_expires_at: v.absolute_expires_at,
             idle_expires_at: v.idle_expires_at,
             access_received_at: None,
+            derived: Derived::default(),
         }
     }
 }
@@ -164,6 +207,7 @@ impl Session {
             absolute_expires_at: absolute,
             idle_expires_at: now.saturating_add(life.idle_secs).min(absolute),
             access_received_at: Some(now),
+            derived: Derived::default(),
         }
     }
 

@@ -56,6 +56,8 @@ pub enum Check {
 /// The session service of one filter config (clones share the store, cache and keys).
 #[derive(Clone)]
 pub struct Sessions {
+    /// Tells this service's memo entries from other configs' on the same worker.
+    id: u64,
     sealer: Sealer,
     store: Arc<dyn SessionStore>,
     cache: SessionCache,
@@ -74,7 +76,9 @@ impl std::fmt::Debug for Sessions {
 impl Sessions {
     /// Sessions sealed under `ring` for the cookie `cookie_name`, stored in `store`.
     pub fn new(ring: Arc<KeyRing>, store: Arc<dyn SessionStore>, cache: SessionCache, cookie_name: String) -> Self {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             sealer: Sealer::new(ring),
             store,
             cache,
@@ -97,18 +101,29 @@ impl Sessions {
         &self.cache
     }
 
-    /// Every request: open the cookie (no I/O) and look the session up in the cache.
+    /// Every request: open the cookie (no I/O) and look the session up in the cache. A
+    /// cookie this worker opened before under the same keys is not decrypted again.
     pub fn check(&self, cookie_value: &str, now: u64) -> Check {
-        let (ticket, kid) = match self.sealer.open::<Ticket>(&self.cookie_name, cookie_value, now) {
-            Ok(v) => v,
-            Err(e) => return Check::Invalid(e),
+        let generation = self.sealer.generation();
+        let opened = match crate::memo::get(self.id, cookie_value, generation, now) {
+            Some(opened) => opened,
+            None => {
+                let (ticket, kid, expires_at) =
+                    match self.sealer.open_until::<Ticket>(&self.cookie_name, cookie_value, now) {
+                        Ok(v) => v,
+                        Err(e) => return Check::Invalid(e),
+                    };
+                let ring = self.sealer.ring();
+                let Some(ring_key) = ring.by_id(kid) else {
+                    return Check::Invalid(OpenError::UnknownKey);
+                };
+                let key = StoreKey::derive(ring_key, &ticket.id);
+                let opened = OpenedTicket { ticket, key };
+                crate::memo::put(self.id, cookie_value, opened.clone(), generation, expires_at);
+                opened
+            }
         };
-        let ring = self.sealer.ring();
-        let Some(ring_key) = ring.by_id(kid) else {
-            return Check::Invalid(OpenError::UnknownKey);
-        };
-        let key = StoreKey::derive(ring_key, &ticket.id);
-        let opened = OpenedTicket { ticket, key };
+        let key = opened.key;
         match self.cache.get(&key) {
             Some(s) if s.is_live(now) => Check::Hit(s, opened),
             _ => Check::Miss(opened),

@@ -94,6 +94,9 @@ impl Envoy {
                 "2",
                 "-l",
                 "info",
+                // Access-log lines reach the log within 0.2 s, not Envoy's default 10 s.
+                "--file-flush-interval-msec",
+                "200",
             ])
             .args(["--component-log-level", "dynamic_modules:debug"])
             .env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", module_dir)

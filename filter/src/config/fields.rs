@@ -33,7 +33,8 @@ impl TryFrom<RawHeaders> for HeaderSettings {
         for (claim, header) in h.claims {
             claims.push((claim.clone(), header_name(&format!("headers.claims.{claim}"), &header)?));
         }
-        Ok(HeaderSettings {
+        let mut settings = HeaderSettings {
+            first_bytes: [false; 256],
             user: header_name("headers.user", &h.user)?,
             email: header_name("headers.email", &h.email)?,
             groups: header_name("headers.groups", &h.groups)?,
@@ -54,7 +55,9 @@ impl TryFrom<RawHeaders> for HeaderSettings {
             max_bytes: h.max_bytes.max(1024),
             unverified_email: h.unverified_email,
             user_claim: h.user_claim,
-        })
+        };
+        settings.index_first_bytes();
+        Ok(settings)
     }
 }
 

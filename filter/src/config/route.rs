@@ -35,6 +35,13 @@ struct RawRoute {
 }
 
 impl RouteSettings {
+    /// The rules of a route without per-route config (authenticate, no group rule),
+    /// shared: no allocation per request.
+    pub fn none() -> std::sync::Arc<Self> {
+        static NONE: std::sync::LazyLock<std::sync::Arc<RouteSettings>> = std::sync::LazyLock::new(Default::default);
+        NONE.clone()
+    }
+
     /// Parses the per-route JSON.
     pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
         let raw: RawRoute = serde_json::from_slice(json).map_err(|e| err("per_route", e.to_string()))?;

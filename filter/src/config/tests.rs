@@ -163,9 +163,13 @@ fn access_log_user_goes_where_configured() {
     let mut s = FakeStream::default();
     AccessLogUser::None.record(&mut s, "alice");
     assert!(s.metadata.is_empty() && s.filter_state.is_empty());
+    assert_eq!(
+        parse(base()).expect("valid").access_log_user,
+        AccessLogUser::FilterState
+    );
     let mut v = base();
-    v["access_log_user"] = serde_json::json!("filter_state");
-    assert_eq!(parse(v).expect("valid").access_log_user, AccessLogUser::FilterState);
+    v["access_log_user"] = serde_json::json!("dynamic_metadata");
+    assert_eq!(parse(v).expect("valid").access_log_user, AccessLogUser::DynamicMetadata);
 }
 
 #[test]

@@ -14,9 +14,9 @@ use url::Url;
 pub enum AccessLogUser {
     /// Dynamic metadata `oidc:user` (`%DYNAMIC_METADATA(oidc:user)%`). Envoy merges a
     /// protobuf Struct per request: the costliest call on the hot path.
-    #[default]
     DynamicMetadata,
-    /// Filter state `oidc.user` (`%FILTER_STATE(oidc.user:PLAIN)%`): far cheaper.
+    /// Filter state `oidc.user` (`%FILTER_STATE(oidc.user:PLAIN)%`) (default): far cheaper.
+    #[default]
     FilterState,
     /// Not recorded.
     None,
@@ -222,9 +222,26 @@ pub struct HeaderSettings {
     pub unverified_email: bool,
     /// The claim the user header carries (`sub`, `email`, `preferred_username`, `upn`...).
     pub user_claim: String,
+    /// The first bytes (either case) of every name above and of `strip_incoming`: a header
+    /// starting otherwise is none of them, without comparing names.
+    pub first_bytes: [bool; 256],
 }
 
 impl HeaderSettings {
+    /// Fills `first_bytes` from the names (after any change to them).
+    pub fn index_first_bytes(&mut self) {
+        let firsts: Vec<u8> = self
+            .emitted()
+            .chain(self.strip_incoming.iter().map(String::as_str))
+            .filter_map(|n| n.bytes().next())
+            .collect();
+        self.first_bytes = [false; 256];
+        for b in firsts {
+            self.first_bytes[usize::from(b.to_ascii_lowercase())] = true;
+            self.first_bytes[usize::from(b.to_ascii_uppercase())] = true;
+        }
+    }
+
     /// Every header the filter may inject (all incoming copies are removed first).
     pub fn emitted(&self) -> impl Iterator<Item = &str> {
         [self.user.as_str(), &self.email, &self.groups, &self.preferred_username]

@@ -32,7 +32,7 @@ pub async fn run(gw: &Gateway, check: Option<Check>) -> Decision {
         if let Err(e) = gw.sessions.delete(&ticket).await {
             return Decision {
                 verdict: Verdict::Fail(Failure::from(e)),
-                metrics: vec![Metric::Logout, Metric::StoreError],
+                metrics: smallvec::smallvec![Metric::Logout, Metric::StoreError],
             };
         }
     }

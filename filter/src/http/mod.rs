@@ -2,6 +2,7 @@
 
 pub mod cookies;
 pub mod path;
+pub mod request;
 
 use crate::config::{ApiMatcher, HeaderSettings};
 
@@ -39,6 +40,10 @@ fn same_name(name: &[u8], want: &[u8]) -> bool {
 /// emits, or one of the configured families (`x-forwarded-user`, `x-auth-request-*`...),
 /// in any spelling. Such headers are removed from every request.
 pub fn is_identity_header(name: &[u8], h: &HeaderSettings) -> bool {
+    // Most headers (`host`, `accept`, `cookie`...) start with a letter no such name has.
+    if !name.first().is_some_and(|b| h.first_bytes[usize::from(*b)]) {
+        return false;
+    }
     h.emitted().any(|e| same_name(name, e.as_bytes()))
         || h.strip_incoming.iter().any(|s| match s.strip_suffix('*') {
             Some(prefix) => name.len() >= prefix.len() && same_name(&name[..prefix.len()], prefix.as_bytes()),
@@ -113,7 +118,8 @@ mod tests {
 
     #[test]
     fn identity_headers_in_every_spelling() {
-        let h = HeaderSettings {
+        let mut h = HeaderSettings {
+            first_bytes: [false; 256],
             user: "x-auth-request-user".into(),
             email: "x-email".into(),
             groups: "x-groups".into(),
@@ -126,6 +132,7 @@ mod tests {
             unverified_email: false,
             user_claim: "sub".into(),
         };
+        h.index_first_bytes();
         for spoof in [
             &b"x-auth-request-user"[..],
             b"X-Auth-Request-User",

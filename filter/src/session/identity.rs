@@ -1,5 +1,7 @@
 //! The identity headers the upstream receives.
 
+use std::sync::Arc;
+
 use session_store::{Claims, Session};
 
 use crate::config::{AccessLogUser, Settings};
@@ -76,30 +78,53 @@ pub fn header_bytes(settings: &Settings, subject: &str, claims: &Claims) -> usiz
         .sum()
 }
 
-/// Headers for a browser session (plus `authorization` when configured).
-pub fn for_session(settings: &Settings, session: &Session) -> Vec<(String, String)> {
-    let mut out = from_claims(settings, &session.subject, &session.claims);
-    if settings.headers.access_token {
-        out.push((
-            "authorization".into(),
-            format!("Bearer {}", session.tokens.access.secret()),
-        ));
-    }
-    out
+/// What an admitted request carries: identity headers for the upstream, the user for the
+/// access log.
+#[derive(Debug)]
+pub struct Identity {
+    /// Header names and values.
+    pub headers: Vec<(String, String)>,
+    /// Who, for access logs (control characters removed).
+    pub user: String,
 }
 
-/// Headers for a validated bearer token (the token itself stays in `authorization`).
-pub fn for_bearer(settings: &Settings, subject: &str, claims: &Claims) -> Vec<(String, String)> {
-    from_claims(settings, subject, claims)
+/// A browser session's identity (plus `authorization` when configured): made once per
+/// cached session, then shared by its requests.
+pub fn for_session(settings: &Settings, session: &Session) -> Arc<Identity> {
+    let make = || {
+        let mut headers = from_claims(settings, &session.subject, &session.claims);
+        if settings.headers.access_token {
+            headers.push((
+                "authorization".into(),
+                format!("Bearer {}", session.tokens.access.secret()),
+            ));
+        }
+        Arc::new(Identity {
+            headers,
+            user: loggable(&session.subject).into_owned(),
+        })
+    };
+    match session.derived.get_or_init(make) {
+        Some(made) => made.clone(),
+        None => make(),
+    }
+}
+
+/// A validated bearer token's identity (the token itself stays in `authorization`).
+pub fn for_bearer(settings: &Settings, subject: &str, claims: &Claims) -> Arc<Identity> {
+    Arc::new(Identity {
+        headers: from_claims(settings, subject, claims),
+        user: loggable(subject).into_owned(),
+    })
 }
 
 impl AccessLogUser {
-    /// Records `user` on the stream as configured.
+    /// Records `user` (made loggable already) on the stream as configured.
     pub fn record(self, s: &mut dyn envoy_module::HttpStream, user: &str) {
         match self {
-            AccessLogUser::DynamicMetadata => s.set_metadata("oidc", "user", &loggable(user)),
+            AccessLogUser::DynamicMetadata => s.set_metadata("oidc", "user", user),
             AccessLogUser::FilterState => {
-                s.set_filter_state("oidc.user", loggable(user).as_bytes());
+                s.set_filter_state("oidc.user", user.as_bytes());
             }
             AccessLogUser::None => {}
         }

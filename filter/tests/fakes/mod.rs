@@ -435,7 +435,7 @@ impl Harness {
         }
         let mut s = FakeStream::with_request_headers(&all);
         if let Some(r) = route {
-            s.route = Some(Box::new(r));
+            s.route = Some(Box::new(Arc::new(r)));
         }
         let mut f = OidcFilter::new(self.realms.clone());
         let status = f.on_request_headers(&mut s, true);
