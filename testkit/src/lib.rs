@@ -24,12 +24,33 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// A loopback port free at the time of asking.
+/// A loopback port free at the time of asking, for a server started later. Taken below
+/// Linux's ephemeral range (32768 and up), where every `bind(0)` and outgoing connection
+/// gets its port: a port chosen there could be handed to another test's server or client
+/// before ours binds it. Each call in a process gets another port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread over the range by process id, so test binaries run one after the other do
+    // not walk the same ports while a previous one's servers linger in TIME_WAIT.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 600) as u16 * 20,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = if port >= 32_000 {
+            NEXT.store(20_001, Ordering::Relaxed);
+            20_000
+        } else {
+            port
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// An HTTP client that never follows redirects and never uses a proxy.
