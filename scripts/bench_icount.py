@@ -25,7 +25,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, Envoy, free_port, login, sh, start_idp  # noqa: E402
+from benchlib import ROOT, Envoy, free_port, login, module_filter, sh, start_idp  # noqa: E402
 
 SESSION_KEY = "YmVuY2gtc2Vzc2lvbi1rZXktb2YtMzItYnl0ZXMhISE"
 
@@ -59,16 +59,6 @@ static_resources:
 {filters}          - name: envoy.filters.http.router
             typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
 {extra_static}"""
-
-
-def module(lib, name, config):
-    return f"""          - name: {name}
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
-              dynamic_module_config: {{name: {lib}, do_not_close: true}}
-              filter_name: {name}
-              filter_config: {{"@type": type.googleapis.com/google.protobuf.StringValue, value: '{config}'}}
-"""
 
 
 OIDC_PUBLIC = """                  oidc:
@@ -241,7 +231,7 @@ def main():
             if "plain" in want:
                 run("plain", hcm(""), lambda _: [("no filter", "/", html, 200)])
             if "noop" in want:
-                run("noop", hcm(module("test_module", "probe", '{"passthrough":true}')),
+                run("noop", hcm(module_filter("test_module", "probe", '{"passthrough":true}')),
                     lambda _: [("module no-op (floor)", "/", html, 200)])
             if "oauth2" in want:
                 base = f"http://127.0.0.1:{gw_ports['oauth2']}"
@@ -285,7 +275,7 @@ def main():
                     return {"session": f"__Host-oidc_session={cookies['__Host-oidc_session']}; theme=dark",
                             "token": token}
 
-                yaml = hcm(module("envoy_oidc", "oidc", config), per_route=OIDC_PUBLIC)
+                yaml = hcm(module_filter("envoy_oidc", "oidc", config), per_route=OIDC_PUBLIC)
                 return yaml.replace("{PORT}", str(gw_ports[name])), prepare
 
             if "oidc" in want:
