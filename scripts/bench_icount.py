@@ -9,7 +9,9 @@ Sides (Envoy 1.40.0, one worker, a direct response so only the filter differs): 
 filter; a dynamic module whose hooks return at once (the floor of any module); Envoy's
 own `envoy.filters.http.oauth2` with valid cookies; this filter signed in (session cache
 hit, memory and Redis store), on a public route, with a bearer JWT, and unauthenticated
-(browser 302, API 401). `--annotate` prints the top inclusive functions of our `.so`.
+(browser 302, API 401), and a login callback whose code the IdP refuses (a login's
+work in Envoy without a browser at the IdP). `--annotate` prints the top inclusive
+functions of our `.so`.
 Usage: scripts/bench_icount.py [--requests 2000] [--annotate] [--sides a,b]
 """
 import argparse
@@ -22,10 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, Envoy, free_port, login, module_filter, sh, start_idp  # noqa: E402
+from benchlib import ROOT, Envoy, free_port, http_request, login, module_filter, sh, start_idp  # noqa: E402
 
 SESSION_KEY = "YmVuY2gtc2Vzc2lvbi1rZXktb2YtMzItYnl0ZXMhISE"
 
@@ -272,8 +275,16 @@ def main():
                             "__typ": "at+jwt", "iss": f"http://127.0.0.1:{idp_port}", "aud": "bench",
                             "client_id": "bench", "sub": "svc", "iat": int(time.time()),
                             "exp": int(time.time()) + 3600}).encode())).read().decode()
+                    # A login start's flow cookie and state, for callbacks whose code the IdP
+                    # refuses (a login cycle's worker work without a browser at the IdP).
+                    _, headers, _, set_cookies = http_request(f"{base}/deep", headers={"accept": "text/html"})
+                    query = urllib.parse.urlsplit(headers["location"]).query
+                    state = urllib.parse.parse_qs(query)["state"][0]
+                    flow = next(v.split(";")[0] for v in set_cookies if "oidc_flow_" in v)
+                    callback = "/oauth2/callback?" + urllib.parse.urlencode(
+                        {"code": "refused", "state": state, "iss": f"http://127.0.0.1:{idp_port}"})
                     return {"session": f"__Host-oidc_session={cookies['__Host-oidc_session']}; theme=dark",
-                            "token": token}
+                            "token": token, "flow": flow, "callback": callback}
 
                 yaml = hcm(module_filter("envoy_oidc", "oidc", config), per_route=OIDC_PUBLIC)
                 return yaml.replace("{PORT}", str(gw_ports[name])), prepare
@@ -287,6 +298,7 @@ def main():
                                                 "authorization": f"Bearer {c['token']}"}, 200),
                     ("oidc: browser, no session (302)", "/", html, 302),
                     ("oidc: API, no session (401)", "/", {"accept": "application/json"}, 401),
+                    ("oidc: callback, code refused (400)", c["callback"], {**html, "cookie": c["flow"]}, 400),
                 ], prepare=prepare)
             if "redis" in want:
                 rport = free_port()

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use async_filter::{
     AsyncCore, AsyncError, Completed, HeaderEdit, Limits, LocalReply, Outcome, TaskFailure, COMPLETION_EVENT,
+    WORKER_COMPLETIONS,
 };
 use envoy_module::testing::{FakeStream, SchedulerLog};
 use envoy_module::{HeaderKind, HttpStream};
@@ -21,7 +22,7 @@ fn stream() -> FakeStream {
 }
 
 /// Waits (bounded) until `cond` holds.
-fn wait_for(what: &str, cond: impl Fn() -> bool) {
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
         assert!(start.elapsed() < Duration::from_secs(5), "timed out waiting for {what}");
@@ -146,9 +147,18 @@ fn overload_fails_fast_and_frees_on_completion() {
         Ok(_) => panic!("third task must be refused"),
     }
     assert_eq!(streams[2].schedulers.live(), 0, "a refused spawn creates no scheduler");
+    // The worker takes each result as it comes (one at a time: the worker's gate).
+    let mut done = [false, false];
+    wait_for("both results", || {
+        for (i, p) in [&a, &b].into_iter().enumerate() {
+            if !done[i] && !streams[i].schedulers.committed().is_empty() {
+                assert!(matches!(apply(p, &mut streams[i]), Completed::Done(())));
+                done[i] = true;
+            }
+        }
+        done == [true, true]
+    });
     wait_for("both tasks to finish", || core.in_flight() == 0);
-    assert!(matches!(apply(&a, &mut streams[0]), Completed::Done(())));
-    assert!(matches!(apply(&b, &mut streams[1]), Completed::Done(())));
     core.spawn(&mut streams[2], slow()).expect("capacity is back");
 }
 
@@ -201,12 +211,65 @@ fn many_concurrent_tasks_all_complete() {
             .expect("spawn")
         })
         .collect();
-    for (i, (s, p)) in streams.iter_mut().zip(&pendings).enumerate() {
-        wait_commit(&s.schedulers);
-        assert!(matches!(apply(p, s), Completed::Done(())));
-        assert_eq!(s.header(HeaderKind::Request, "x-n"), Some(i.to_string().as_bytes()));
-    }
+    // As a worker does: apply whichever results were committed, until all were.
+    let mut done = vec![false; streams.len()];
+    wait_for("every result", || {
+        for (i, (s, p)) in streams.iter_mut().zip(&pendings).enumerate() {
+            if !done[i] && !s.schedulers.committed().is_empty() {
+                assert!(matches!(apply(p, s), Completed::Done(())));
+                assert_eq!(s.header(HeaderKind::Request, "x-n"), Some(i.to_string().as_bytes()));
+                done[i] = true;
+            }
+        }
+        done.iter().all(|d| *d)
+    });
     wait_for("all slots released", || core.in_flight() == 0);
+}
+
+#[test]
+fn a_worker_has_a_bounded_number_of_results_waiting() {
+    let core = core(1_000, 5_000);
+    let mut streams: Vec<FakeStream> = (0..20).map(|_| stream()).collect();
+    let pendings: Vec<_> = streams
+        .iter_mut()
+        .map(|s| core.spawn(s, async { Outcome::Continue(Vec::new()) }).expect("spawn"))
+        .collect();
+    let committed = |streams: &[FakeStream]| {
+        streams
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.schedulers.committed().is_empty())
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+    };
+    wait_for("the first batch", || committed(&streams).len() == WORKER_COMPLETIONS);
+    std::thread::sleep(Duration::from_millis(50));
+    let first = committed(&streams);
+    assert_eq!(first.len(), WORKER_COMPLETIONS, "no more until the worker takes one");
+    // Taking a result lets the next one through; so does a stream that went away.
+    assert!(matches!(pendings[first[0]].take(), Completed::Done(_)));
+    wait_for("one more", || committed(&streams).len() == WORKER_COMPLETIONS + 1);
+    let second = committed(&streams);
+    let newest = second.iter().find(|i| !first.contains(i)).copied().expect("a new one");
+    pendings[newest].cancel();
+    wait_for("one more again", || committed(&streams).len() == WORKER_COMPLETIONS + 2);
+    // Another worker (thread) has its own permits.
+    let other = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut s = stream();
+                let p = core
+                    .spawn(&mut s, async { Outcome::Continue(Vec::new()) })
+                    .expect("spawn");
+                wait_commit(&s.schedulers);
+                matches!(p.take(), Completed::Done(_))
+            })
+            .join()
+    });
+    assert!(matches!(other, Ok(true)), "another worker's result is not held back");
+    for (s, p) in streams.iter_mut().zip(&pendings) {
+        let _ = apply(p, s);
+    }
 }
 
 #[test]

@@ -189,6 +189,9 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
     let paths = &gw.settings.paths;
     let bare = f.bare_path();
     if bare == paths.callback {
+        if !gw.logins.exchange_allowed(gw.settings.max_logins_in_flight) {
+            return login::busy();
+        }
         let lines: Vec<&[u8]> = f.cookie_header.iter().map(Vec::as_slice).collect();
         return match endpoints::callback::check(gw, &f.path, &lines, now) {
             Ok(mut cb) => {
@@ -335,6 +338,9 @@ pub fn for_session(gw: &Gateway, session: &Session, route: &RouteSettings) -> Ve
 pub fn unauthenticated(gw: &Gateway, next: Unauthenticated, now: u64) -> Decision {
     match (next, gw.provider.current()) {
         (Unauthenticated::Api, _) => Verdict::Fail(Failure::new(FailureKind::Unauthorized, "no_credentials")).into(),
+        (Unauthenticated::Browser(_), Some(_)) if !gw.logins.start_allowed(gw.settings.max_logins_in_flight) => {
+            login::busy()
+        }
         (Unauthenticated::Browser(start), Some(p)) => login::redirect(gw, &p, start, now),
         (next, None) => Verdict::Async(Work::Login(next)).into(),
     }

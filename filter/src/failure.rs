@@ -5,7 +5,7 @@
 use async_filter::LocalReply;
 use envoy_module::TraceId;
 
-use crate::config::{ErrorPages, Templates};
+use crate::config::{ErrorPages, TemplateField, TemplatePiece, Templates};
 
 /// What kind of failure, which decides the status (client's fault 4xx, ours or the
 /// IdP's 5xx).
@@ -68,6 +68,17 @@ impl FailureKind {
                 (503, "Service Unavailable")
             }
             FailureKind::Internal => (500, "Internal Server Error"),
+        }
+    }
+
+    /// Seconds a client should wait before trying again (`Retry-After`), where waiting
+    /// is what helps (the busy page, the IdP or the store not there yet), as the least
+    /// and the spread above it.
+    fn retry_after(self) -> Option<(u32, u32)> {
+        match self {
+            FailureKind::Overloaded => Some((1, 4)),
+            FailureKind::NotReady | FailureKind::StoreUnavailable => Some((3, 5)),
+            _ => None,
         }
     }
 
@@ -150,6 +161,7 @@ impl Failure {
             (FailureKind::StoreUnavailable | FailureKind::StoreTimeout, _) => {
                 "Sessions are unavailable right now. Try again in a minute."
             }
+            (_, "logins_busy") => "Too many sign-ins are waiting for the sign-in service. Try again in a moment.",
             (FailureKind::Overloaded, _) => "The gateway is busy. Try again in a moment.",
             (FailureKind::Internal, _) => "Something went wrong on our side.",
         }
@@ -158,18 +170,19 @@ impl Failure {
     /// The reply: an HTML page for browsers, JSON for API clients, from `pages`.
     pub fn reply(&self, trace: &TraceId, format: ReplyFormat, pages: &ErrorPages, retry_url: &str) -> LocalReply {
         let (status, phrase) = self.kind.status();
-        let fields = [
-            ("status", status.to_string()),
-            ("reason", phrase.to_owned()),
-            ("message", self.explanation().to_owned()),
-            ("error", self.kind.code().to_owned()),
-            ("error_description", self.reason.to_owned()),
-            ("retry_url", retry_url.to_owned()),
-            ("trace_id", trace.as_str().to_owned()),
-        ];
+        let status_text = status.to_string();
+        let value = |field: TemplateField| match field {
+            TemplateField::Status => status_text.as_str(),
+            TemplateField::Reason => phrase,
+            TemplateField::Message => self.explanation(),
+            TemplateField::Error => self.kind.code(),
+            TemplateField::ErrorDescription => self.reason,
+            TemplateField::RetryUrl => retry_url,
+            TemplateField::TraceId => trace.as_str(),
+        };
         let (content_type, body) = match format {
-            ReplyFormat::Html => ("text/html; charset=utf-8", pages.html.render(&fields, html_escape)),
-            ReplyFormat::Json => ("application/json", pages.json.render(&fields, json_escape)),
+            ReplyFormat::Html => ("text/html; charset=utf-8", pages.html.render(value, push_html_escaped)),
+            ReplyFormat::Json => ("application/json", pages.json.render(value, push_json_escaped)),
         };
         let mut headers = vec![
             ("content-type".to_owned(), content_type.as_bytes().to_vec()),
@@ -182,6 +195,16 @@ impl Failure {
                 "content-security-policy".to_owned(),
                 b"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'".to_vec(),
             ));
+        }
+        if let Some((least, spread)) = self.kind.retry_after() {
+            // Spread by the (random) trace id: clients refused together must not all come
+            // back together, or the refusals come in synchronized waves.
+            let hash = trace
+                .as_str()
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            let seconds = least + hash % spread;
+            headers.push(("retry-after".to_owned(), seconds.to_string().into_bytes()));
         }
         if self.kind == FailureKind::Unauthorized {
             let challenge = match self.reason {
@@ -219,11 +242,15 @@ impl ReplyFormat {
 }
 
 impl Templates {
-    /// The template with `{{name}}` replaced by each escaped field value.
-    fn render(&self, fields: &[(&str, String)], escape: fn(&str) -> String) -> String {
-        let mut out = self.text().to_owned();
-        for (name, value) in fields {
-            out = out.replace(&format!("{{{{{name}}}}}"), &escape(value));
+    /// The template written in one pass, each placeholder by its escaped value (a value
+    /// is never read as a template: one holding `{{trace_id}}` stays as it is).
+    fn render<'a>(&self, value: impl Fn(TemplateField) -> &'a str, escape: fn(&mut String, &str)) -> String {
+        let mut out = String::with_capacity(1024);
+        for piece in self.pieces() {
+            match piece {
+                TemplatePiece::Text(text) => out.push_str(text),
+                TemplatePiece::Field(field) => escape(&mut out, value(*field)),
+            }
         }
         out
     }
@@ -232,6 +259,11 @@ impl Templates {
 /// Escapes text for HTML element content and attribute values.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    push_html_escaped(&mut out, s);
+    out
+}
+
+fn push_html_escaped(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -242,13 +274,24 @@ pub fn html_escape(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
-/// Escapes text for the inside of a JSON string.
-fn json_escape(s: &str) -> String {
-    let quoted = serde_json::Value::String(s.to_owned()).to_string();
-    quoted[1..quoted.len() - 1].to_owned()
+/// Escapes text for the inside of a JSON string (RFC 8259 §7).
+fn push_json_escaped(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
 }
 
 /// The built-in browser page.
@@ -346,5 +389,64 @@ mod tests {
                 .1
         )
         .contains("invalid_token"));
+    }
+
+    #[test]
+    fn json_values_are_escaped_to_valid_json() {
+        for hostile in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "line\nbreak\r\t",
+            "ctl\u{1}\u{1f}",
+            "é✓",
+        ] {
+            let mut out = String::from("\"");
+            push_json_escaped(&mut out, hostile);
+            out.push('"');
+            let back: String = serde_json::from_str(&out).expect("valid JSON string");
+            assert_eq!(back, hostile);
+        }
+    }
+
+    #[test]
+    fn templates_fill_known_placeholders_once() {
+        let t = Templates::parse("{{status}} {{nope}} {{retry_url}} {{trace_id}} {{ unclosed");
+        let f = Failure::new(FailureKind::Overloaded, "logins_busy");
+        let pages = ErrorPages {
+            html: t.clone(),
+            json: t,
+        };
+        // A value that looks like a placeholder is not expanded again.
+        let trace = TraceId::from_headers(Some(b"t-3"), None);
+        let r = f.reply(&trace, ReplyFormat::Json, &pages, "/{{status}}");
+        assert_eq!(
+            String::from_utf8_lossy(&r.body),
+            "503 {{nope}} /{{status}} t-3 {{ unclosed"
+        );
+    }
+
+    #[test]
+    fn refusals_that_pass_say_when_to_try_again() {
+        let retry_after = |kind, reason, trace: &str| {
+            let trace = TraceId::from_headers(Some(trace.as_bytes()), None);
+            Failure::new(kind, reason)
+                .reply(&trace, ReplyFormat::Html, &pages(), "/")
+                .headers
+                .into_iter()
+                .find(|(k, _)| k == "retry-after")
+                .map(|(_, v)| String::from_utf8_lossy(&v).parse::<u32>().expect("seconds"))
+        };
+        let busy: std::collections::BTreeSet<u32> = (0..40)
+            .filter_map(|i| retry_after(FailureKind::Overloaded, "logins_busy", &format!("trace-{i}")))
+            .collect();
+        assert_eq!(
+            busy,
+            (1..=4).collect(),
+            "spread over 1 to 4 s, so refused clients come back apart"
+        );
+        let not_ready = retry_after(FailureKind::NotReady, "not_ready", "t").expect("retry-after");
+        assert!((3..=7).contains(&not_ready));
+        assert_eq!(retry_after(FailureKind::BadRequest, "unknown_state", "t"), None);
     }
 }

@@ -29,6 +29,8 @@ pub struct Gateway {
     pub refresher: Refresher,
     /// Opaque bearer tokens' introspection answers, when enabled.
     pub introspector: Option<Introspector>,
+    /// Code exchanges in flight (the login bound).
+    pub logins: crate::oidc::login::LoginsInFlight,
     /// JWT bearer tokens verified lately.
     pub verified_tokens: crate::bearer::VerifiedTokens,
     /// The claims kept from tokens and userinfo.
@@ -104,6 +106,7 @@ impl Gateway {
         transport: Arc<dyn IdpTransport>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, String> {
+        async_filter::configure_runtime(settings.runtime);
         let rt = async_filter::runtime().map_err(|e| e.to_string())?;
         let provider = ProviderHandle::new(settings.provider.clone(), transport);
         let mut background = vec![rt.spawn(provider.clone().maintain()).abort_handle()];
@@ -167,6 +170,7 @@ impl Gateway {
             metrics,
             refresher: Refresher::default(),
             introspector,
+            logins: Default::default(),
             verified_tokens: Default::default(),
             claim_names,
             clock,

@@ -25,7 +25,10 @@ pub async fn run(gw: Arc<Gateway>, work: Work) -> Decision {
         Work::Bearer { token, route } => bearer(&gw, token, route).await,
         Work::Introspect { token, route } => introspect(&gw, token, route).await,
         Work::Login(next) => login(&gw, next).await,
-        Work::Callback(cb) => endpoints::callback::complete(&gw, cb).await,
+        Work::Callback(cb) => {
+            let _counted = gw.logins.enter();
+            endpoints::callback::complete(&gw, cb).await
+        }
         Work::SignOut(check) => endpoints::sign_out::run(&gw, check).await,
     }
 }

@@ -184,3 +184,100 @@ async fn listener_reloads_with_requests_in_flight_leave_no_task_behind() {
         .expect("gauge");
     assert!(gauge <= before as f64, "gauge {gauge}");
 }
+
+/// A browser that started a login: its flow cookie is in its jar; the callback URL it
+/// would come back to with `code`.
+async fn started_login(setup: &Setup, code: &str) -> (Browser, Url) {
+    let b = Browser::new();
+    let start = b
+        .request("GET", &Url::parse(&setup.url("/app")).expect("url"), None, &[])
+        .await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let to_idp = start.location().expect("location");
+    let state = to_idp
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state");
+    let mut callback = Url::parse(&setup.url("/oauth2/callback")).expect("url");
+    callback
+        .query_pairs_mut()
+        .append_pair("code", code)
+        .append_pair("state", &state)
+        .append_pair("iss", &setup.idp.issuer);
+    (b, callback)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_piling_up_at_a_stalled_idp_get_a_fast_busy_page() {
+    let setup = Setup::start(Options {
+        extra: json!({ "max_logins_in_flight": 4 }),
+        ..Options::default()
+    })
+    .await;
+    let mut flows = Vec::new();
+    for i in 0..5 {
+        flows.push(started_login(&setup, &format!("held-{i}")).await);
+    }
+    setup.idp.stall(2500).await;
+    let held: Vec<_> = flows
+        .drain(..3)
+        .map(|(b, cb)| tokio::spawn(async move { b.request("GET", &cb, None, &[]).await.status }))
+        .collect();
+    // Three code exchanges wait at the IdP: from three quarters of the bound (3 of 4), a
+    // new login gets the busy page at once, with when to come back and the trace id.
+    let busy = eventually(Duration::from_secs(2), || async {
+        let started = Instant::now();
+        let page = Browser::new()
+            .request(
+                "GET",
+                &Url::parse(&setup.url("/other")).expect("url"),
+                None,
+                &[("x-request-id", "busy-1")],
+            )
+            .await;
+        if page.status != 503 {
+            return false;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_traced(&page, "busy-1");
+        assert!(page.body.contains("Too many sign-ins"), "{}", page.body);
+        let retry: u32 = page
+            .header("retry-after")
+            .expect("retry-after")
+            .parse()
+            .expect("seconds");
+        assert!((1..=4).contains(&retry));
+        true
+    })
+    .await;
+    assert!(busy, "a login start past the bound is refused");
+    // Users already at the IdP still come back: a fourth exchange is taken...
+    let (b4, cb4) = flows.remove(0);
+    let fourth = tokio::spawn(async move { b4.request("GET", &cb4, None, &[]).await.status });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...and a fifth, past the bound itself, is refused at once.
+    let (b5, cb5) = flows.remove(0);
+    let started = Instant::now();
+    let fifth = b5.request("GET", &cb5, None, &[]).await;
+    assert_eq!(fifth.status, 503, "{}", fifth.body);
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // The held ones end with the IdP's answer (it refuses the made-up codes: 400), within
+    // the tests' 3 s IdP timeout.
+    for h in held {
+        assert_eq!(h.await.expect("join"), 400);
+    }
+    assert_eq!(fourth.await.expect("join"), 400);
+    setup.idp.stall(0).await;
+    logged_in(&setup, "alice", "/").await;
+    let metrics = setup
+        .envoy()
+        .admin_get("/stats?filter=login_failed")
+        .await
+        .expect("stats");
+    assert!(metrics.contains("logins_busy"), "{metrics}");
+}

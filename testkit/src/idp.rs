@@ -134,6 +134,17 @@ impl Idp {
             .expect("json")
     }
 
+    /// Holds every token and userinfo answer `ms` milliseconds (0: answer at once).
+    pub async fn stall(&self, ms: u64) {
+        let r = client()
+            .post(format!("{}/__test/stall", self.issuer))
+            .json(&serde_json::json!({ "ms": ms }))
+            .send()
+            .await
+            .expect("stall");
+        assert!(r.status().is_success(), "stall refused");
+    }
+
     /// Signs arbitrary claims with the IdP's own key (for bearer-token tests).
     pub async fn mint(&self, claims: Value) -> String {
         let r = client()

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use super::raw::{RawErrorPages, RawHeaders, RawTemplate};
-use super::types::{ErrorPages, HeaderSettings, Templates};
+use super::types::{ErrorPages, HeaderSettings, TemplateField, TemplatePiece, Templates};
 use super::{err, ConfigError};
 
 /// Largest file the config reads (secrets, CA bundles, templates): a path to a device
@@ -82,11 +82,12 @@ fn template(field: &str, raw: Option<RawTemplate>) -> Result<Option<Templates>, 
             String::from_utf8(bytes).map_err(|_| err(field, format!("{p:?} is not UTF-8")))?
         }
     };
+    let parsed = Templates::parse(&text);
     // A user who reports a problem needs the id that finds its log line.
-    if !text.contains("{{trace_id}}") {
+    if !parsed.pieces().contains(&TemplatePiece::Field(TemplateField::TraceId)) {
         return Err(err(field, "must contain {{trace_id}}"));
     }
-    Ok(Some(Templates(text)))
+    Ok(Some(parsed))
 }
 
 pub(super) fn header_name(field: &str, v: &str) -> Result<String, ConfigError> {

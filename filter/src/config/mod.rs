@@ -23,7 +23,8 @@ pub use secret::{ClientSecret, Live, SecretSource};
 pub use types::{
     AccessLogUser, ApiMatcher, AuthzRules, BearerSettings, ClientAuthorization, CookieSettings, CrossSiteSignOut,
     EncodedSeparators, EndSessionMethod, ErrorPages, HeaderSettings, IntrospectionSettings, PassThrough, Paths,
-    RefreshSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings, StoreSettings, Templates, Timeouts,
+    RefreshSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings, StoreSettings, TemplateField,
+    TemplatePiece, Templates, Timeouts,
 };
 
 /// A config error: which field, and what is wrong with it.

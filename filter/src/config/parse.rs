@@ -42,6 +42,15 @@ impl Settings {
         if raw.max_in_flight == 0 {
             return Err(err("max_in_flight", "must be positive"));
         }
+        if raw.max_logins_in_flight < 4 {
+            return Err(err("max_logins_in_flight", "must be at least 4"));
+        }
+        if !(1..=64).contains(&raw.runtime.threads) {
+            return Err(err("runtime.threads", "must be 1 to 64"));
+        }
+        if !(0..=19).contains(&raw.runtime.nice) {
+            return Err(err("runtime.nice", "must be 0 (as Envoy's workers) to 19 (lowest)"));
+        }
         let logout = abs_path("logout.path", &raw.logout.path)?;
         let folder = &logout[..logout.rfind('/').map_or(1, |i| i + 1)];
         let paths = Paths {
@@ -112,6 +121,11 @@ impl Settings {
                 userinfo: raw.refresh.userinfo,
             },
             max_in_flight: raw.max_in_flight,
+            max_logins_in_flight: raw.max_logins_in_flight,
+            runtime: async_filter::RuntimeSettings {
+                threads: raw.runtime.threads,
+                nice: raw.runtime.nice,
+            },
             access_log_user: raw.access_log_user,
             error_pages: ErrorPages::try_from(raw.error_pages)?,
             encoded_separators: raw.encoded_separators,

@@ -64,6 +64,31 @@ pub(super) struct Raw {
     pub(super) redirect_hosts: Vec<String>,
     #[serde(default = "default_secret_reload_secs")]
     pub(super) secret_reload_secs: u64,
+    #[serde(default = "default_max_logins_in_flight")]
+    pub(super) max_logins_in_flight: usize,
+    #[serde(default)]
+    pub(super) runtime: RawRuntime,
+}
+
+pub(super) fn default_max_logins_in_flight() -> usize {
+    256
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawRuntime {
+    pub(super) threads: usize,
+    pub(super) nice: i32,
+}
+
+impl Default for RawRuntime {
+    fn default() -> Self {
+        let d = async_filter::RuntimeSettings::default();
+        Self {
+            threads: d.threads,
+            nice: d.nice,
+        }
+    }
 }
 
 pub(super) fn default_secret_reload_secs() -> u64 {

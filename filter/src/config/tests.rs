@@ -346,3 +346,28 @@ fn secret_files_report_what_changed_validated() {
         "a bad key is refused with its field"
     );
 }
+
+#[test]
+fn login_bound_and_runtime_have_defaults_and_limits() {
+    let s = parse(base()).expect("valid");
+    assert_eq!(s.max_logins_in_flight, 256);
+    assert_eq!(s.runtime, async_filter::RuntimeSettings { threads: 2, nice: 10 });
+    let mut v = base();
+    v["runtime"] = serde_json::json!({"threads": 4, "nice": 0});
+    v["max_logins_in_flight"] = serde_json::json!(64);
+    let s = parse(v).expect("valid");
+    assert_eq!((s.runtime.threads, s.runtime.nice, s.max_logins_in_flight), (4, 0, 64));
+    for (field, value, named) in [
+        ("max_logins_in_flight", serde_json::json!(3), "max_logins_in_flight"),
+        ("runtime", serde_json::json!({"threads": 0}), "runtime.threads"),
+        ("runtime", serde_json::json!({"nice": 20}), "runtime.nice"),
+        ("runtime", serde_json::json!({"nice": -5}), "runtime.nice"),
+    ] {
+        let mut v = base();
+        v[field] = value;
+        match parse(v) {
+            Err(e) => assert_eq!(e.field, named),
+            Ok(_) => panic!("{named} out of range must be refused"),
+        }
+    }
+}

@@ -341,6 +341,11 @@ pub struct Settings {
     pub refresh: RefreshSettings,
     /// In-flight bound of async work.
     pub max_in_flight: usize,
+    /// Code exchanges in flight past which callbacks get the busy page (login starts
+    /// already at three quarters of it).
+    pub max_logins_in_flight: usize,
+    /// The module's async runtime (shared by the process: the first config decides).
+    pub runtime: async_filter::RuntimeSettings,
     /// Where the user goes for access logs.
     pub access_log_user: AccessLogUser,
     /// Error page templates.
@@ -357,13 +362,89 @@ pub struct Settings {
     pub secret_files: Arc<super::SecretFiles>,
 }
 
-/// A page or body template with `{{placeholders}}` (see `failure.rs`).
+/// A page or body template, split once at load into text and `{{placeholders}}` so a
+/// reply is written in one pass (see `failure.rs`).
 #[derive(Debug, Clone)]
-pub struct Templates(pub(super) String);
+pub struct Templates(Vec<TemplatePiece>);
+
+/// A run of a template: text as written, or a value's place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePiece {
+    /// Copied as is.
+    Text(String),
+    /// Replaced by the value, escaped.
+    Field(TemplateField),
+}
+
+/// The values a template may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateField {
+    /// `{{status}}`: 503.
+    Status,
+    /// `{{reason}}`: the reason phrase.
+    Reason,
+    /// `{{message}}`: what the user is told.
+    Message,
+    /// `{{error}}`: the OAuth-style error code.
+    Error,
+    /// `{{error_description}}`: the stable reason label.
+    ErrorDescription,
+    /// `{{retry_url}}`: where "try again" goes.
+    RetryUrl,
+    /// `{{trace_id}}`: the id of the request's log line.
+    TraceId,
+}
+
+impl TemplateField {
+    fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "status" => TemplateField::Status,
+            "reason" => TemplateField::Reason,
+            "message" => TemplateField::Message,
+            "error" => TemplateField::Error,
+            "error_description" => TemplateField::ErrorDescription,
+            "retry_url" => TemplateField::RetryUrl,
+            "trace_id" => TemplateField::TraceId,
+            _ => return None,
+        })
+    }
+}
 
 impl Templates {
-    /// The template text.
-    pub fn text(&self) -> &str {
+    /// Splits `text` at its known `{{placeholders}}`; unknown ones stay text.
+    pub fn parse(text: &str) -> Self {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        let mut literal = String::new();
+        while let Some(open) = rest.find("{{") {
+            let after = &rest[open + 2..];
+            let field = after
+                .find("}}")
+                .and_then(|close| Some((TemplateField::named(&after[..close])?, close)));
+            match field {
+                Some((field, close)) => {
+                    literal.push_str(&rest[..open]);
+                    if !literal.is_empty() {
+                        pieces.push(TemplatePiece::Text(std::mem::take(&mut literal)));
+                    }
+                    pieces.push(TemplatePiece::Field(field));
+                    rest = &after[close + 2..];
+                }
+                None => {
+                    literal.push_str(&rest[..open + 2]);
+                    rest = after;
+                }
+            }
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            pieces.push(TemplatePiece::Text(literal));
+        }
+        Self(pieces)
+    }
+
+    /// The runs, in order.
+    pub fn pieces(&self) -> &[TemplatePiece] {
         &self.0
     }
 }
@@ -380,8 +461,8 @@ pub struct ErrorPages {
 impl Default for ErrorPages {
     fn default() -> Self {
         Self {
-            html: Templates(crate::failure::DEFAULT_HTML.to_owned()),
-            json: Templates(crate::failure::DEFAULT_JSON.to_owned()),
+            html: Templates::parse(crate::failure::DEFAULT_HTML),
+            json: Templates::parse(crate::failure::DEFAULT_JSON),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! S256; the flow's secrets travel in a short-lived sealed cookie named after the state,
 //! so several tabs can log in at once and nothing is written to the store.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, Scope};
 use serde::{Deserialize, Serialize};
@@ -161,5 +163,48 @@ pub fn redirect(gw: &Gateway, provider: &Provider, login: LoginStart, now: u64) 
             details: "oidc_login_redirect".into(),
         }),
         Metric::LoginStarted,
+    )
+}
+
+/// Code exchanges in flight for one IdP. A slow or hanging IdP makes them pile up; past
+/// a bound, new logins get the busy page at once (503, `Retry-After`) instead of adding
+/// to the pile, so the worker's share of login work stays bounded.
+#[derive(Debug, Default)]
+pub struct LoginsInFlight(AtomicUsize);
+
+/// One code exchange, counted until it ends however it ends (answer, deadline, client
+/// gone: the task is dropped with it).
+pub struct InFlightLogin<'a>(&'a AtomicUsize);
+
+impl LoginsInFlight {
+    /// Counts a code exchange until the guard is dropped.
+    pub fn enter(&self) -> InFlightLogin<'_> {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        InFlightLogin(&self.0)
+    }
+
+    /// Whether a new login may start: below three quarters of `max`, so that users
+    /// already at the IdP can still come back (callbacks are refused at `max`).
+    pub fn start_allowed(&self, max: usize) -> bool {
+        self.0.load(Ordering::Acquire) < max - max / 4
+    }
+
+    /// Whether a callback may exchange its code: below `max`.
+    pub fn exchange_allowed(&self, max: usize) -> bool {
+        self.0.load(Ordering::Acquire) < max
+    }
+}
+
+impl Drop for InFlightLogin<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The busy page for a login refused by the bound.
+pub fn busy() -> Decision {
+    Decision::counting(
+        Verdict::Fail(Failure::new(FailureKind::Overloaded, "logins_busy")),
+        Metric::LoginFailed("logins_busy"),
     )
 }
