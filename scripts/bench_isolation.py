@@ -26,9 +26,7 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,22 +35,11 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import LOAD_CPU, PROXY_CPU, Envoy, free_port, listener_yaml, login, module_filter, sh, start_idp  # noqa: E402
+from benchlib import LOAD_CPU, PROXY_CPU, Envoy, free_port, hey, listener_yaml, login, module_filter, sh, start_idp  # noqa: E402
 
 BROWSERS = 500
 DRIVER_NICE = 10  # the login driver and the IdP, below hey on the load core
 HANG_MS = 30_000
-
-
-def hey(port, rate, seconds, headers, workers=8):
-    """Fixed-rate signed-in load: (p50 ms, p99 ms, requests, non-200)."""
-    args = [a for h in headers for a in ("-H", h)]
-    out = subprocess.run(["taskset", "-c", LOAD_CPU, "hey", "-disable-redirects", "-z", f"{seconds}s", "-c", str(workers),
-                          "-q", str(max(1, rate // workers)), *args, f"http://127.0.0.1:{port}/"],
-                         check=True, capture_output=True, text=True).stdout
-    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
-    lat = dict(re.findall(r"\s(50|99)% in ([\d.]+) secs", out))
-    return float(lat["50"]) * 1000, float(lat["99"]) * 1000, sum(codes.values()), sum(n for c, n in codes.items() if c != 200)
 
 
 def thread_cpu(pid):
@@ -159,7 +146,8 @@ def phase(gw, issuer, idp_port, args, headers, kind, warmup):
         driver.start()
         time.sleep(warmup)  # every browser in its steady state
     cpu0, t0 = thread_cpu(gw.proc.pid), time.monotonic()
-    p50, p99, n, bad = hey(gw.port, args.rate, args.seconds, headers)
+    codes, p50, p99 = hey(gw.port, args.rate, args.seconds, headers)
+    n, bad = sum(codes.values()), sum(k for c, k in codes.items() if c != 200)
     cpu1, t1 = thread_cpu(gw.proc.pid), time.monotonic()
     stop.set()
     if driver:

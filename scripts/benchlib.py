@@ -225,17 +225,23 @@ def free_port():
         return s.getsockname()[1]
 
 
+def hey(port, rate, seconds, headers=(), workers=8):
+    """Open-loop load at `rate` req/s (hey -q) on the load core: ({status: count}, p50 ms, p99 ms)."""
+    header_args = [a for h in headers for a in ("-H", h)]
+    out = subprocess.run(["taskset", "-c", LOAD_CPU, "hey", "-disable-redirects", "-z", f"{seconds}s",
+                          "-c", str(workers), "-q", str(max(1, rate // workers)), *header_args,
+                          f"http://127.0.0.1:{port}/"], check=True, capture_output=True, text=True).stdout
+    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
+    lat = dict(re.findall(r"\s(50|99)% in ([\d.]+) secs", out))
+    return codes, float(lat["50"]) * 1000, float(lat["99"]) * 1000
+
+
 def fixed_rate(envoy, rate, seconds, headers=(), workers=8):
     """Open-loop load at `rate` req/s (hey -q), below saturation, so both sides of a
     comparison do the same work per second: returns (proxy CPU us per request, p50 ms, p99 ms)."""
     cpu_before = envoy.cpu_seconds()
-    header_args = [a for h in headers for a in ("-H", h)]
-    out = subprocess.run(["taskset", "-c", LOAD_CPU, "hey", "-disable-redirects", "-z", f"{seconds}s",
-                          "-c", str(workers), "-q", str(max(1, rate // workers)), *header_args,
-                          f"http://127.0.0.1:{envoy.port}/"], check=True, capture_output=True, text=True).stdout
+    codes, p50, p99 = hey(envoy.port, rate, seconds, headers, workers)
     cpu = envoy.cpu_seconds() - cpu_before
-    codes = dict((int(c), int(n)) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out))
     if set(codes) - {200}:
         sys.exit(f"hey saw non-200 responses: {codes}")
-    lat = dict(re.findall(r"\s(50|99)%% in ([\d.]+) secs".replace("%%", "%"), out))
-    return cpu / max(1, codes.get(200, 0)) * 1e6, float(lat["50"]) * 1000, float(lat["99"]) * 1000
+    return cpu / max(1, codes.get(200, 0)) * 1e6, p50, p99
