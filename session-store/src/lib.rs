@@ -29,7 +29,7 @@ pub use session::{Claims, Derived, Lifetimes, Session, Tokens, MAX_SESSION_BYTES
 pub use sessions::{Check, OpenedTicket, SessionError, Sessions};
 pub use store::deferred::DeferredStore;
 pub use store::memory::MemoryStore;
-pub use store::redis::{RedisConfig, RedisStore, RedisTls};
+pub use store::redis::{ClusterTarget, NodeAuth, RedisConfig, RedisStore, RedisTarget, RedisTls, SentinelTarget};
 pub use store::{LockToken, Revocation, SessionStore, StoreError};
 pub use ticket::{decrypt_record, encrypt_record, IndexKey, RecordError, SessionId, StoreKey, Ticket};
 

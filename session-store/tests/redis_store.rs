@@ -181,3 +181,34 @@ async fn tls_with_a_private_ca_and_mutual_tls() {
         .await
         .expect("ping");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_opens_the_circuit_and_calls_fail_fast_until_it_is_back() {
+    let mut server = RedisServer::start(None);
+    let mut config = RedisConfig::new(server.url());
+    config.timeout = Duration::from_millis(300);
+    config.circuit_failures = 3;
+    config.circuit_open_for = Duration::from_millis(500);
+    let store = RedisStore::connect(config).await.expect("connect");
+    server.stop();
+    for _ in 0..3 {
+        let err = store.get(&key(1)).await.expect_err("redis is gone");
+        assert!(matches!(err, StoreError::Unavailable(_) | StoreError::Timeout), "{err:?}");
+    }
+    let started = Instant::now();
+    for _ in 0..100 {
+        assert!(matches!(store.get(&key(1)).await, Err(StoreError::CircuitOpen)));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "an open circuit answers at once: 100 calls took {:?}",
+        started.elapsed()
+    );
+    server.restart();
+    let start = Instant::now();
+    while store.put(&key(1), b"back", Duration::from_secs(60), &[]).await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(15), "the circuit never closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.get(&key(1)).await.expect("get").as_deref(), Some(&b"back"[..]));
+}

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod echo;
 pub mod envoy;
 pub mod idp;
+pub mod redis_group;
 pub mod redis_server;
 pub mod vendor_op;
 

@@ -40,6 +40,20 @@ pub enum StoreError {
     /// The backend answered with an error.
     #[error("session store error: {0}")]
     Backend(#[source] ::redis::RedisError),
+    /// No master is known right now (a failover is under way).
+    #[error("session store has no master to write to (failover under way)")]
+    NoMaster,
+    /// Recent calls failed, so calls are refused for a moment instead of each timing out.
+    #[error("session store failing: calls refused for a moment")]
+    CircuitOpen,
+    /// A write reached fewer replicas than required before the timeout.
+    #[error("session write reached {acked} of {wanted} replicas in time")]
+    NotReplicated {
+        /// Replicas that acknowledged.
+        acked: u32,
+        /// Replicas required.
+        wanted: u32,
+    },
     /// The store URL does not parse.
     #[error("invalid session store URL: {0}")]
     InvalidUrl(#[source] ::redis::RedisError),

@@ -1,0 +1,139 @@
+//! The Redis store on a Redis Cluster (3 masters with a replica each, real processes):
+//! conformance, sessions spread over the masters, and a master killed under load.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use session_store::{ClusterTarget, IndexKey, NodeAuth, RedisConfig, RedisStore, RedisTarget, SessionStore};
+use support::{conformance, key};
+use testkit::redis_group::RedisCluster;
+
+fn config(cluster: &RedisCluster) -> RedisConfig {
+    let mut c = RedisConfig::with_target(RedisTarget::Cluster(ClusterTarget {
+        nodes: cluster.addrs()[..2].to_vec(),
+        auth: NodeAuth::default(),
+        tls: false,
+    }));
+    c.timeout = Duration::from_millis(500);
+    c
+}
+
+async fn connect(cluster: &RedisCluster) -> RedisStore {
+    RedisStore::connect(config(cluster))
+        .await
+        .expect("connect to the cluster")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_store_passes_the_conformance_suite() {
+    let cluster = tokio::task::block_in_place(|| RedisCluster::start(3));
+    let a = connect(&cluster).await;
+    let b = connect(&cluster).await;
+    conformance::run(Arc::new(a), Arc::new(b)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_under_load_loses_no_acknowledged_session() {
+    let mut cluster = tokio::task::block_in_place(|| RedisCluster::start(3));
+    let store = Arc::new(connect(&cluster).await);
+
+    // Sessions written before the failover, each with its sid index, each acknowledged
+    // by the replica of every master it touched.
+    for n in 0..300 {
+        let sid = [IndexKey::from_text(format!("sid:{n}"))];
+        store
+            .put(
+                &key(n),
+                format!("session {n}").as_bytes(),
+                Duration::from_secs(300),
+                &sid,
+            )
+            .await
+            .expect("put (acknowledged by a replica)");
+    }
+    let spread = cluster.keys_per_master();
+    println!("keys per master: {spread:?}");
+    assert_eq!(spread.len(), 3);
+    assert!(
+        spread.iter().all(|&n| n > 100),
+        "sessions spread over every master: {spread:?}"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (failed, slowest_ms) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let last_failure = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let load = {
+        let (store, stop, failed, slowest_ms, last_failure) = (
+            store.clone(),
+            stop.clone(),
+            failed.clone(),
+            slowest_ms.clone(),
+            last_failure.clone(),
+        );
+        tokio::spawn(async move {
+            let mut n = 1_000u32;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let t = Instant::now();
+                let ok = store
+                    .put(&key(n), b"during", Duration::from_secs(300), &[])
+                    .await
+                    .is_ok()
+                    && store.get(&key(n)).await.is_ok_and(|v| v.is_some());
+                slowest_ms.fetch_max(t.elapsed().as_millis() as u64, Ordering::Relaxed);
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    *last_failure.lock().expect("lock") = Some(Instant::now());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let victim = cluster.masters()[0];
+    let killed = Instant::now();
+    cluster.node(victim).kill();
+    tokio::task::block_in_place(|| cluster.wait_for_failover(3, Duration::from_secs(30)));
+    let promoted = killed.elapsed();
+    // Its shard has no replica left, so its writes are refused (replicas_to_ack 1)
+    // until the node is back (as an orchestrator restarts it) and has synced as a replica.
+    tokio::task::block_in_place(|| cluster.node(victim).restart());
+    let recovered = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let last = *last_failure.lock().expect("lock");
+        if last.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) || (last.is_none() && killed.elapsed() > promoted)
+        {
+            break last.map_or(Duration::ZERO, |t| t - killed);
+        }
+        assert!(killed.elapsed() < Duration::from_secs(60), "the store never recovered");
+    };
+    stop.store(true, Ordering::Relaxed);
+    load.await.expect("load");
+    let slowest = slowest_ms.load(Ordering::Relaxed);
+    println!(
+        "cluster failover: master {victim} killed, cluster ok again after {:.1} s; store calls failed {} times, \
+         last failure {:.1} s after the kill; slowest call {slowest} ms",
+        promoted.as_secs_f64(),
+        failed.load(Ordering::Relaxed),
+        recovered.as_secs_f64()
+    );
+    // A put is several bounded calls' worth: the index set and the session, each waited for.
+    assert!(slowest <= 1_500, "a call hung for {slowest} ms");
+
+    for n in 0..300 {
+        assert_eq!(
+            store.get(&key(n)).await.expect("get after failover").as_deref(),
+            Some(format!("session {n}").as_bytes()),
+            "session {n} was acknowledged before the failover and must survive it"
+        );
+    }
+    // Index entries survived too: deleting by sid finds the session.
+    let gone = store
+        .delete_indexed(&IndexKey::from_text("sid:42"))
+        .await
+        .expect("delete by sid");
+    assert_eq!(gone, vec![key(42)]);
+}

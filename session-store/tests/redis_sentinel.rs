@@ -1,0 +1,187 @@
+//! The Redis store on a Sentinel-managed master (1 master, 2 replicas, 3 sentinels, real
+//! processes): conformance, and a master killed under load.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use session_store::{
+    NodeAuth, RedisConfig, RedisStore, RedisTarget, Revocation, SentinelTarget, SessionStore, StoreError,
+};
+use support::{conformance, key};
+use testkit::redis_group::{SentinelGroup, MASTER_NAME};
+
+fn config(group: &SentinelGroup) -> RedisConfig {
+    let mut c = RedisConfig::with_target(RedisTarget::Sentinel(SentinelTarget {
+        master: MASTER_NAME.into(),
+        sentinels: group.sentinel_addrs(),
+        sentinel_auth: NodeAuth::default(),
+        auth: NodeAuth::default(),
+        db: 0,
+        tls: false,
+        check_interval: Duration::from_secs(5),
+    }));
+    c.timeout = Duration::from_millis(500);
+    c
+}
+
+async fn connect(group: &SentinelGroup) -> RedisStore {
+    RedisStore::connect(config(group))
+        .await
+        .expect("connect through the sentinels")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_store_passes_the_conformance_suite() {
+    let group = tokio::task::block_in_place(|| SentinelGroup::start(2, 3));
+    let a = connect(&group).await;
+    let b = connect(&group).await;
+    conformance::run(Arc::new(a), Arc::new(b)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_under_load_loses_no_acknowledged_session() {
+    let mut group = tokio::task::block_in_place(|| SentinelGroup::start(2, 3));
+    let old = group.master_port().expect("a master");
+    let store = Arc::new(connect(&group).await);
+    let other = connect(&group).await;
+    let mut revocations = other.revocations();
+
+    // Sessions written before the failover: each put returned only after a replica held it.
+    for n in 0..200 {
+        store
+            .put(
+                &key(n),
+                format!("session {n}").as_bytes(),
+                Duration::from_secs(300),
+                &[],
+            )
+            .await
+            .expect("put (acknowledged by a replica)");
+    }
+
+    // Load: puts and gets in a loop, timing each call and counting failures.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (failed, slowest_ms) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let last_failure = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let load = {
+        let (store, stop, failed, slowest_ms, last_failure) = (
+            store.clone(),
+            stop.clone(),
+            failed.clone(),
+            slowest_ms.clone(),
+            last_failure.clone(),
+        );
+        tokio::spawn(async move {
+            let mut n = 1_000u32;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let t = Instant::now();
+                let ok = store
+                    .put(&key(n), b"during", Duration::from_secs(300), &[])
+                    .await
+                    .is_ok()
+                    && store.get(&key(n)).await.is_ok_and(|v| v.is_some());
+                slowest_ms.fetch_max(t.elapsed().as_millis() as u64, Ordering::Relaxed);
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    *last_failure.lock().expect("lock") = Some(Instant::now());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = Instant::now();
+    group.node(old).kill();
+    let new = tokio::task::block_in_place(|| group.wait_for_new_master(old, Duration::from_secs(30)));
+    let promoted = killed.elapsed();
+    // Load keeps running until calls have succeeded for 2 s in a row.
+    let recovered = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let last = *last_failure.lock().expect("lock");
+        if last.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) || (last.is_none() && killed.elapsed() > promoted)
+        {
+            break last.map_or(Duration::ZERO, |t| t - killed);
+        }
+        assert!(killed.elapsed() < Duration::from_secs(60), "the store never recovered");
+    };
+    stop.store(true, Ordering::Relaxed);
+    load.await.expect("load");
+    let slowest = slowest_ms.load(Ordering::Relaxed);
+    println!(
+        "sentinel failover: master {old} -> {new} promoted after {:.1} s; store calls failed {} times, \
+         last failure {:.1} s after the kill; slowest call {slowest} ms",
+        promoted.as_secs_f64(),
+        failed.load(Ordering::Relaxed),
+        recovered.as_secs_f64()
+    );
+    // Each call is bounded by the timeout (500 ms; a put also waits up to 250 ms for its replica).
+    assert!(slowest <= 1_000, "a call hung for {slowest} ms");
+
+    for n in 0..200 {
+        assert_eq!(
+            store.get(&key(n)).await.expect("get after failover").as_deref(),
+            Some(format!("session {n}").as_bytes()),
+            "session {n} was acknowledged before the failover and must survive it"
+        );
+    }
+
+    // The old master comes back as a replica: writes still go to the new master only.
+    tokio::task::block_in_place(|| group.node(old).restart());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    store
+        .put(&key(5_000), b"after", Duration::from_secs(300), &[])
+        .await
+        .expect("put after the old master came back");
+    let on_new: Option<Vec<u8>> = group
+        .node(new)
+        .cmd(&["GET", &format!("oidc:s:{{{:064x}}}", 5_000)])
+        .expect("read the new master");
+    assert_eq!(on_new.as_deref(), Some(&b"after"[..]));
+
+    // Revocations follow the master: a delete on one instance reaches the other.
+    let mut saw = None;
+    let start = Instant::now();
+    while saw.is_none() && start.elapsed() < Duration::from_secs(10) {
+        store.delete(&key(7)).await.ok();
+        store.put(&key(7), b"again", Duration::from_secs(300), &[]).await.ok();
+        store.delete(&key(7)).await.ok();
+        let until = Instant::now() + Duration::from_millis(500);
+        while let Ok(Ok(r)) = tokio::time::timeout_at(until.into(), revocations.recv()).await {
+            if r == Revocation::Session(key(7)) {
+                saw = Some(r);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        saw,
+        Some(Revocation::Session(key(7))),
+        "revocations reach the other instance after the failover"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_replica_left_writes_fail_clearly_and_reads_go_on() {
+    let mut group = tokio::task::block_in_place(|| SentinelGroup::start(1, 3));
+    let store = connect(&group).await;
+    store
+        .put(&key(1), b"kept", Duration::from_secs(300), &[])
+        .await
+        .expect("put with a replica");
+    let replica = group.nodes[1].port;
+    group.node(replica).kill();
+    let started = Instant::now();
+    match store.put(&key(2), b"unsafe", Duration::from_secs(300), &[]).await {
+        Err(StoreError::NotReplicated { acked: 0, wanted: 1 }) => {}
+        other => panic!("a write no replica holds must fail, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_millis(600), "bounded by the timeout");
+    assert_eq!(
+        store.get(&key(1)).await.expect("reads go on").as_deref(),
+        Some(&b"kept"[..])
+    );
+}
