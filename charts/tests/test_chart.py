@@ -121,6 +121,12 @@ def test_wrong_values_get_a_schema_error_naming_the_field():
     v = cl.merge(ok, {"session": {"store": "redis"}})
     err = schema_error(v)
     assert "/redis/url" in err and "/redis/host" in err
+    v = cl.merge(ok, {"session": {"store": "redis"}, "redis": {"mode": "sentinel"}})
+    assert "/redis/sentinel/nodes" in schema_error(v)
+    v = cl.merge(ok, {"session": {"store": "redis"}, "redis": {"mode": "cluster", "cluster": {"nodes": ["no-port"]}}})
+    assert "/redis/cluster/nodes/0" in schema_error(v)
+    v = cl.merge(ok, {"session": {"store": "redis"}, "redis": {"mode": "replicated", "host": "r"}})
+    assert "/redis/mode" in schema_error(v)
     v = cl.merge(ok, {"sesion": {"store": "redis"}})
     assert "additional properties 'sesion' not allowed" in schema_error(v)
     v = cl.merge(ok, {"hosts": [{"host": "a.example.com", "upstream": {"service": "a", "port": 80},
@@ -379,6 +385,37 @@ def test_chart_gateway_runs_with_redis_over_tls_with_a_password(procs):
     gw.restart()
     status, _, body = gw.get(APP, "/after-restart", alice)
     assert status == 200 and cl.echoed(body)[1]["x-auth-request-user"] == "alice"
+
+
+def test_chart_gateway_runs_with_redis_sentinel_and_keeps_sessions_across_a_failover(procs):
+    from redislib import SentinelGroup
+
+    ci = cl.ci_values("redis-sentinel-values.yaml")
+    group = SentinelGroup(procs.workdir, ci["redis"]["password"]["value"], ci["redis"]["sentinel"]["password"]["value"])
+    try:
+        echo = cl.start_echo(procs)
+        idp_port, port = benchlib.free_port(), benchlib.free_port()
+        issuer = f"http://127.0.0.1:{idp_port}"
+        nodes = [f"127.0.0.1:{s.port}" for s in group.sentinels]
+        values = run_values(ci, POD, port, echo, {"oidc": {"issuer": issuer}, "redis": {"sentinel": {"nodes": nodes}},
+                                                  "replicaCount": 1})
+        cl.start_idp(procs, idp_port, issuer, [idp_client(values, APP)])
+        gw = cl.Gateway(values, procs, {APP: POD})
+        gw.wait_for_discovery(APP)
+        check_login_rules_and_hygiene(gw)
+        alice = gw.login(APP, "alice")
+        master = next(n for n in group.nodes if n.port == group.master_port())
+        assert master.cli("--scan", "--pattern", "oidc:s:*").split(), "sessions are on the master"
+        # The master dies; a replica takes over; a fresh Envoy (empty cache) still admits
+        # alice: her session was on a replica before her login returned.
+        group.fail()
+        gw.restart()
+        cl.wait_until(lambda: gw.get(APP, "/after-failover", alice)[0] == 200, "the gateway to use the new master")
+        status, _, body = gw.get(APP, "/after-failover", alice)
+        assert status == 200 and cl.echoed(body)[1]["x-auth-request-user"] == "alice"
+        assert gw.login(APP, "carol"), "new logins work on the new master"
+    finally:
+        group.stop()
 
 
 def test_chart_gateway_serves_two_hosts_and_the_idp_through_itself(procs):

@@ -58,6 +58,62 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if or .Values.redis.password.value .Values.redis.password.existingSecret -}}true{{- end -}}
 {{- end -}}
 
+{{- define "envoy-oidc.sentinelSecretName" -}}
+{{- default (include "envoy-oidc.secretName" .) .Values.redis.sentinel.password.existingSecret -}}
+{{- end -}}
+{{- define "envoy-oidc.sentinelHasPassword" -}}
+{{- if and (eq .Values.session.store "redis") (eq .Values.redis.mode "sentinel") (or .Values.redis.sentinel.password.value .Values.redis.sentinel.password.existingSecret) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Redis ports the pods talk to: the data port, and the sentinels' or nodes' ports. */}}
+{{- define "envoy-oidc.redisPorts" -}}
+{{- $v := .Values.redis -}}
+{{- $ports := list -}}
+{{- if eq $v.mode "single" -}}
+{{- $ports = append $ports (ternary (last (splitList ":" (urlParse (include "envoy-oidc.redisUrl" .)).host)) $v.port (ne $v.url "") | int) -}}
+{{- else -}}
+{{- $ports = append $ports (int $v.port) -}}
+{{- range (ternary $v.sentinel.nodes $v.cluster.nodes (eq $v.mode "sentinel")) -}}
+{{- $ports = append $ports (last (splitList ":" .) | int) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (uniq $ports) -}}
+{{- end -}}
+
+{{/* The filter's `session.store.redis` for the chosen mode. */}}
+{{- define "envoy-oidc.redisStore" -}}
+{{- $v := .Values -}}
+{{- $root := include "envoy-oidc.secretRoot" . -}}
+{{- $redis := dict "prefix" $v.redis.prefix -}}
+{{- if eq $v.redis.mode "single" -}}
+{{- $_ := set $redis "url" (dict "inline" (include "envoy-oidc.redisUrl" .)) -}}
+{{- else -}}
+{{- $_ := set $redis "tls" $v.redis.tls.enabled -}}
+{{- if $v.redis.username -}}
+{{- $_ := set $redis "username" (dict "inline" $v.redis.username) -}}
+{{- end -}}
+{{- if eq $v.redis.mode "sentinel" -}}
+{{- $sentinel := dict "master" $v.redis.sentinel.master "nodes" $v.redis.sentinel.nodes "db" (int $v.redis.db) -}}
+{{- if include "envoy-oidc.sentinelHasPassword" . -}}
+{{- $_ := set $sentinel "password" (dict "file" (printf "%s/sentinel/password" $root)) -}}
+{{- end -}}
+{{- $_ := set $redis "sentinel" $sentinel -}}
+{{- else -}}
+{{- $_ := set $redis "cluster" (dict "nodes" $v.redis.cluster.nodes) -}}
+{{- end -}}
+{{- end -}}
+{{- if include "envoy-oidc.redisHasPassword" . -}}
+{{- $_ := set $redis "password" (dict "file" (printf "%s/redis/password" $root)) -}}
+{{- end -}}
+{{- if or $v.redis.tls.caSecret.name $v.redis.tls.caConfigMap.name -}}
+{{- $_ := set $redis "ca_file" (printf "%s/redis-ca/ca.crt" $root) -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $v.redis.replicasToAck) -}}
+{{- $_ := set $redis "replicas_to_ack" (int $v.redis.replicasToAck) -}}
+{{- end -}}
+{{- toJson $redis -}}
+{{- end -}}
+
 {{/* The Redis URL without credentials (the password comes from a file). */}}
 {{- define "envoy-oidc.redisUrl" -}}
 {{- if .Values.redis.url -}}
@@ -99,14 +155,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- $store := dict "memory" dict -}}
 {{- if eq $v.session.store "redis" -}}
-{{- $redis := dict "url" (dict "inline" (include "envoy-oidc.redisUrl" $)) "prefix" $v.redis.prefix -}}
-{{- if include "envoy-oidc.redisHasPassword" $ -}}
-{{- $_ := set $redis "password" (dict "file" (printf "%s/redis/password" $root)) -}}
-{{- end -}}
-{{- if or $v.redis.tls.caSecret.name $v.redis.tls.caConfigMap.name -}}
-{{- $_ := set $redis "ca_file" (printf "%s/redis-ca/ca.crt" $root) -}}
-{{- end -}}
-{{- $store = dict "redis" $redis -}}
+{{- $store = dict "redis" (include "envoy-oidc.redisStore" $ | fromJson) -}}
 {{- end -}}
 {{- $cfg := dict
   "issuer" $v.oidc.issuer

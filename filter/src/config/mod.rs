@@ -11,6 +11,7 @@ mod raw;
 mod reload;
 mod route;
 mod secret;
+mod store;
 #[cfg(test)]
 mod tests;
 mod types;

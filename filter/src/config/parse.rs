@@ -7,11 +7,10 @@ use std::time::Duration;
 use regex::Regex;
 use session_store::{KeyRing, Lifetimes};
 use url::Url;
-use zeroize::Zeroizing;
 
-use super::fields::{abs_path, passthrough, read_file};
+use super::fields::{abs_path, passthrough};
 use super::idp::provider;
-use super::raw::{Raw, RawApi, RawAuthz, RawCookie, RawRule, RawSession, RawStore};
+use super::raw::{Raw, RawApi, RawAuthz, RawCookie, RawRule, RawSession};
 use super::types::{
     ApiMatcher, AuthzRules, BearerSettings, CookieSettings, ErrorPages, HeaderSettings, IntrospectionSettings,
     PassThrough, Paths, RefreshSettings, Rule, SameSite, SessionSettings, Settings, SignOutSettings, StoreSettings,
@@ -219,66 +218,6 @@ impl TryFrom<RawSession> for SessionSettings {
             cache_capacity: s.cache_capacity,
             store: StoreSettings::try_from(s.store)?,
         })
-    }
-}
-
-impl TryFrom<RawStore> for StoreSettings {
-    type Error = ConfigError;
-
-    fn try_from(s: RawStore) -> Result<Self, ConfigError> {
-        let (url, username, password, prefix, ca_file, client_cert_file, client_key_file) = match s {
-            RawStore::Memory { capacity } => return Ok(StoreSettings::Memory { capacity }),
-            RawStore::Redis {
-                url,
-                username,
-                password,
-                prefix,
-                ca_file,
-                client_cert_file,
-                client_key_file,
-            } => (
-                url,
-                username,
-                password,
-                prefix,
-                ca_file,
-                client_cert_file,
-                client_key_file,
-            ),
-        };
-        let url = url.load().map_err(|e| err("session.store.redis.url", e))?;
-        let mut parsed = Url::parse(&url).map_err(|e| err("session.store.redis.url", e.to_string()))?;
-        if !matches!(parsed.scheme(), "redis" | "rediss") {
-            return Err(err("session.store.redis.url", "must be redis:// or rediss://"));
-        }
-        // Credentials from their own sources are percent-encoded into the URL here, so
-        // a password with `@`, `:` or `/` needs no escaping by hand.
-        if let Some(user) = username {
-            let user = user.load().map_err(|e| err("session.store.redis.username", e))?;
-            parsed
-                .set_username(&user)
-                .map_err(|()| err("session.store.redis.username", "cannot be set on this URL"))?;
-        }
-        if let Some(password) = password {
-            let password = password.load().map_err(|e| err("session.store.redis.password", e))?;
-            parsed
-                .set_password(Some(&password))
-                .map_err(|()| err("session.store.redis.password", "cannot be set on this URL"))?;
-        }
-        let url = Zeroizing::new(String::from(parsed));
-        let tls = if ca_file.is_some() || client_cert_file.is_some() {
-            Some(session_store::RedisTls {
-                ca_pem: read_file("session.store.redis.ca_file", &ca_file)?,
-                client_cert_pem: read_file("session.store.redis.client_cert_file", &client_cert_file)?,
-                client_key_pem: read_file("session.store.redis.client_key_file", &client_key_file)?.map(Zeroizing::new),
-            })
-        } else {
-            None
-        };
-        let mut cfg = session_store::RedisConfig::new(url.as_str());
-        cfg.prefix = prefix;
-        cfg.tls = tls;
-        Ok(StoreSettings::Redis(cfg))
     }
 }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::idp::{RawClientAuth, RawProvider};
 use super::secret::SecretSource;
+use super::store::{default_cache_capacity, RawStore};
 use super::types::{
     AccessLogUser, ClientAuthorization, CrossSiteSignOut, EncodedSeparators, EndSessionMethod, SameSite,
 };
@@ -167,45 +168,6 @@ pub(super) fn default_absolute() -> u64 {
 }
 pub(super) fn default_cache_ttl() -> u64 {
     60
-}
-pub(super) fn default_cache_capacity() -> u64 {
-    100_000
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub(super) enum RawStore {
-    Memory {
-        #[serde(default = "default_cache_capacity")]
-        capacity: u64,
-    },
-    Redis {
-        url: SecretSource,
-        #[serde(default)]
-        username: Option<SecretSource>,
-        #[serde(default)]
-        password: Option<SecretSource>,
-        #[serde(default = "default_prefix")]
-        prefix: String,
-        #[serde(default)]
-        ca_file: Option<String>,
-        #[serde(default)]
-        client_cert_file: Option<String>,
-        #[serde(default)]
-        client_key_file: Option<String>,
-    },
-}
-
-pub(super) fn default_prefix() -> String {
-    "oidc:".into()
-}
-
-impl Default for RawStore {
-    fn default() -> Self {
-        RawStore::Memory {
-            capacity: default_cache_capacity(),
-        }
-    }
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::config::types::AccessLogUser;
+use session_store::RedisTarget;
+use std::time::Duration;
 
 fn base() -> serde_json::Value {
     serde_json::json!({
@@ -128,12 +130,79 @@ fn redis_credentials_from_their_own_sources_are_encoded_into_the_url() {
     let StoreSettings::Redis(cfg) = &s.session.store else {
         panic!("redis store expected")
     };
-    assert_eq!(cfg.url, "redis://gateway:p%40ss%3Aw%2Frd%231@redis.example:6380/2");
+    let RedisTarget::Url(url) = &cfg.target else {
+        panic!("a URL target expected")
+    };
+    assert_eq!(url, "redis://gateway:p%40ss%3Aw%2Frd%231@redis.example:6380/2");
+    assert_eq!(cfg.replicas_to_ack, 0, "one server: nothing to wait for");
     let mut v = base();
     v["session"]["store"] = serde_json::json!({"redis": {
         "url": {"inline": "redis://redis.example"}, "password": {"env": "SURELY_NOT_SET_ANYWHERE_43"}
     }});
     assert_eq!(field_of(v), "session.store.redis.password");
+}
+
+#[test]
+fn redis_sentinel_and_cluster_targets_and_their_mistakes() {
+    let mut v = base();
+    v["session"]["store"] = serde_json::json!({"redis": {
+        "sentinel": {"master": "sessions", "nodes": ["10.0.0.1:26379", "[::1]:26380"],
+                     "password": {"inline": "sentinel-pw"}, "db": 2},
+        "password": {"inline": "data-pw"}, "tls": true, "circuit_failures": 7
+    }});
+    let s = parse(v).expect("valid");
+    let StoreSettings::Redis(cfg) = &s.session.store else {
+        panic!("redis store expected")
+    };
+    let RedisTarget::Sentinel(t) = &cfg.target else {
+        panic!("a sentinel target expected")
+    };
+    assert_eq!(t.master, "sessions");
+    assert_eq!(t.sentinels, [("10.0.0.1".to_owned(), 26379), ("::1".to_owned(), 26380)]);
+    assert_eq!(t.sentinel_auth.password.as_deref().map(String::as_str), Some("sentinel-pw"));
+    assert_eq!(t.auth.password.as_deref().map(String::as_str), Some("data-pw"));
+    assert_eq!((t.db, t.tls, t.check_interval), (2, true, Duration::from_secs(5)));
+    assert_eq!((cfg.replicas_to_ack, cfg.circuit_failures), (1, 7), "writes wait for a replica by default");
+
+    let mut v = base();
+    v["session"]["store"] = serde_json::json!({"redis": {
+        "cluster": {"nodes": ["redis-0.redis:6379"]}, "replicas_to_ack": 0
+    }});
+    let s = parse(v).expect("valid");
+    let StoreSettings::Redis(cfg) = &s.session.store else {
+        panic!("redis store expected")
+    };
+    assert!(matches!(&cfg.target, RedisTarget::Cluster(c) if c.nodes == [("redis-0.redis".to_owned(), 6379)]));
+    assert_eq!(cfg.replicas_to_ack, 0);
+
+    for (store, field) in [
+        (
+            serde_json::json!({"url": {"inline": "redis://a"}, "cluster": {"nodes": ["a:1"]}}),
+            "session.store.redis",
+        ),
+        (serde_json::json!({"prefix": "x:"}), "session.store.redis"),
+        (serde_json::json!({"cluster": {"nodes": []}}), "session.store.redis.cluster.nodes"),
+        (
+            serde_json::json!({"cluster": {"nodes": ["a:1", "no-port"]}}),
+            "session.store.redis.cluster.nodes[1]",
+        ),
+        (
+            serde_json::json!({"sentinel": {"master": "", "nodes": ["a:1"]}}),
+            "session.store.redis.sentinel.master",
+        ),
+        (
+            serde_json::json!({"url": {"inline": "redis://a"}, "tls": true}),
+            "session.store.redis.tls",
+        ),
+        (
+            serde_json::json!({"cluster": {"nodes": ["a:1"]}, "replicas_to_ack": 9}),
+            "session.store.redis.replicas_to_ack",
+        ),
+    ] {
+        let mut v = base();
+        v["session"]["store"] = serde_json::json!({ "redis": store });
+        assert_eq!(field_of(v), field, "{store}");
+    }
 }
 
 #[test]
