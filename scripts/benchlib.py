@@ -66,7 +66,7 @@ class Envoy:
                    ENVOY_DYNAMIC_MODULES_SEARCH_PATH=module_dir or os.path.join(ROOT, "target/release"))
         self.log = open(os.path.join(self.dir, "envoy.log"), "w")
         self.proc = subprocess.Popen(
-            ["taskset", "-c", cpu, *wrapper, envoy_bin, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "-l", "warning",
+            ["taskset", "-c", cpu, *wrapper, envoy_bin, "-c", cfg, "--concurrency", "1", "--disable-hot-restart", "-l", os.environ.get("BENCH_ENVOY_LOG", "warning"),
              "--admin-address-path", os.path.join(self.dir, "admin")],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=env, start_new_session=True)
         self.port = self._wait_port(ready_within)

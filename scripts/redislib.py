@@ -79,6 +79,9 @@ class SentinelGroup:
     def store(self):
         return {"sentinel": {"master": MASTER, "nodes": [f"127.0.0.1:{s.port}" for s in self.sentinels]}}
 
+    def masters(self):
+        return [n for n in self.nodes if n.port == self.master_port()]
+
     def master_port(self):
         out = self.sentinels[0].cli("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER).split()
         return int(out[1]) if len(out) == 2 else None

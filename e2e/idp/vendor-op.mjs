@@ -11,6 +11,8 @@
 //     discovery: {...}                  merged into the discovery document
 //     jwks_extra: [jwk, ...]            published beside the real keys (keys we never sign with)
 //     rotate_key: true                  a new signing key, published from now on
+//     unique_subjects: true             each ID token for a new user: sub soak-<n>, sid sid-<n>
+//   POST /__test/mint {...claims, __typ?} → a JWT signed with the current key (logout tokens)
 //   GET /__test/calls → {token, refresh, userinfo, jwks, last_auth, last_basic, last_assertion}
 import { Events, OAuth2Server } from 'oauth2-mock-server';
 
@@ -44,6 +46,19 @@ service.addRoute('POST', '/__test/profile', async (req, res) => {
   send(res, 200, { ok: true });
 });
 service.addRoute('GET', '/__test/calls', (req, res) => send(res, 200, calls));
+service.addRoute('POST', '/__test/mint', async (req, res) => {
+  const { __typ: typ, ...claims } = req.body ?? {};
+  const jwt = await server.issuer.buildToken({
+    scopesOrTransform: (header, payload) => {
+      for (const k of Object.keys(payload)) delete payload[k];
+      Object.assign(payload, claims);
+      if (typ) header.typ = typ;
+    },
+  });
+  res.writeHead(200, { 'content-type': 'application/jwt' });
+  res.end(jwt);
+});
+let subjects = 0;
 // Entra ID's multi-tenant discovery (`/common/v2.0`): the issuer is a template.
 service.addRoute('GET', '/common/v2.0/.well-known/openid-configuration', async (req, res) => {
   const doc = await (await fetch(`${server.issuer.url}/.well-known/openid-configuration`)).json();
@@ -71,6 +86,10 @@ service.on(Events.BeforeTokenSigning, (token) => {
   // The mock's access tokens carry `scope`; its ID tokens do not.
   const isIdToken = !('scope' in token.payload);
   merge(token.payload, isIdToken ? profile.id_token : profile.access_token);
+  if (isIdToken && profile.unique_subjects) {
+    subjects += 1;
+    Object.assign(token.payload, { sub: `soak-${subjects}`, sid: `sid-${subjects}` });
+  }
 });
 service.on(Events.BeforeResponse, (response, req) => {
   calls.token += 1;
