@@ -272,13 +272,16 @@ impl OidcFilter {
         if let Some((ticket, touched)) = a.touch {
             // The cache at once (concurrent requests need not repeat it), the store in the
             // background, under the core's bound and deadline.
+            // (Refused if the session was revoked since it was read: it stays out.)
             let touched = Arc::new(touched);
             self.gw.sessions.cache().insert(ticket.store_key(), touched.clone());
             let gw = self.gw.clone();
             let now = gw.clock.now();
             let write = async move {
-                if let Err(e) = gw.sessions.save(&ticket, (*touched).clone(), now).await {
-                    tracing::warn!(error = %e, "session idle-expiry update failed");
+                match gw.sessions.save(&ticket, (*touched).clone(), now).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => tracing::debug!("session ended before its idle-expiry update: left ended"),
+                    Err(e) => tracing::warn!(error = %e, "session idle-expiry update failed"),
                 }
             };
             if let Err(e) = self.gw.core.spawn_detached(write) {

@@ -118,7 +118,7 @@ impl Gateway {
                 let (store, task) = DeferredStore::spawn(rt.handle(), settings.timeouts.startup_wait, move || {
                     let cfg = cfg.clone();
                     async move {
-                        RedisStore::connect(cfg)
+                        RedisStore::connect(*cfg)
                             .await
                             .map(|s| Arc::new(s) as Arc<dyn SessionStore>)
                     }

@@ -70,7 +70,8 @@ async fn session(
     }
     if let Some(t) = session.as_ref().and_then(|s| decide::touched(gw, s, now)) {
         match gw.sessions.save(&ticket, t, now).await {
-            Ok(saved) => session = Some(saved),
+            // `None`: it ended meanwhile, and the request is treated as signed out.
+            Ok(saved) => session = saved,
             Err(e) => tracing::warn!(error = %e, "session idle-expiry update failed"),
         }
     }

@@ -1,6 +1,7 @@
 //! The in-process session cache every request consults synchronously (shared by all
 //! Envoy workers): bounded, with a TTL, and evicted by revocations.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +13,20 @@ use crate::session::Session;
 use crate::store::Revocation;
 use crate::ticket::StoreKey;
 
-/// Decrypted sessions by store key.
+/// Decrypted sessions by store key, and what was revoked lately: a session read from
+/// the store (or updated) just before its revocation arrived must not be cached after it.
 #[derive(Clone)]
 pub struct SessionCache {
     entries: Cache<StoreKey, Arc<Session>>,
+    /// Keys revoked within the last `ttl`: never cached again.
+    revoked: Cache<StoreKey, ()>,
+    /// Counts `Revocation::All`: a read begun before one is not cached.
+    epoch: Arc<AtomicU64>,
 }
+
+/// When a store read began, for [`SessionCache::insert_read`].
+#[derive(Clone, Copy, Debug)]
+pub struct ReadStart(u64);
 
 impl std::fmt::Debug for SessionCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,7 +46,14 @@ impl SessionCache {
             .time_to_live(ttl)
             .eviction_policy(EvictionPolicy::lru())
             .build();
-        Self { entries }
+        // A read or write in flight when its session is revoked ends within the store's
+        // timeout, far below the cache's TTL; a tombstone outlives it.
+        let revoked = Cache::builder().max_capacity(capacity).time_to_live(ttl).build();
+        Self {
+            entries,
+            revoked,
+            epoch: Arc::default(),
+        }
     }
 
     /// The cached session, if any. Lock-free read, no I/O.
@@ -44,16 +61,52 @@ impl SessionCache {
         self.entries.get(key)
     }
 
-    /// Caches a session.
-    pub fn insert(&self, key: StoreKey, session: Arc<Session>) {
+    /// Caches a session unless it was revoked lately; false if refused.
+    pub fn insert(&self, key: StoreKey, session: Arc<Session>) -> bool {
+        // Insert first, then look for a tombstone: a revocation applied at any point
+        // either leaves its tombstone for this check or invalidates after the insert.
         self.entries.insert(key, session);
+        if self.revoked.contains_key(&key) {
+            self.entries.invalidate(&key);
+            return false;
+        }
+        true
     }
 
-    /// Drops what a revocation names.
+    /// Marks the start of a store read whose result may be cached.
+    pub fn read_start(&self) -> ReadStart {
+        ReadStart(self.epoch.load(Ordering::SeqCst))
+    }
+
+    /// Caches a session read from the store since `start`, unless it was revoked
+    /// lately or everything was dropped meanwhile; false if refused.
+    pub fn insert_read(&self, key: StoreKey, session: Arc<Session>, start: ReadStart) -> bool {
+        if !self.insert(key, session) {
+            return false;
+        }
+        if self.epoch.load(Ordering::SeqCst) != start.0 {
+            self.entries.invalidate(&key);
+            return false;
+        }
+        true
+    }
+
+    /// True if `key` was revoked within the TTL.
+    pub fn was_revoked(&self, key: &StoreKey) -> bool {
+        self.revoked.contains_key(key)
+    }
+
+    /// Drops what a revocation names, and keeps it from coming back.
     pub fn apply(&self, revocation: Revocation) {
         match revocation {
-            Revocation::Session(key) => self.entries.invalidate(&key),
-            Revocation::All => self.entries.invalidate_all(),
+            Revocation::Session(key) => {
+                self.revoked.insert(key, ());
+                self.entries.invalidate(&key);
+            }
+            Revocation::All => {
+                self.epoch.fetch_add(1, Ordering::SeqCst);
+                self.entries.invalidate_all();
+            }
         }
     }
 

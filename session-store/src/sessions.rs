@@ -132,6 +132,7 @@ impl Sessions {
 
     /// Loads a session missing from the cache; `None` if it ended or never existed.
     pub async fn load(&self, t: &OpenedTicket, now: u64) -> Result<Option<Arc<Session>>, SessionError> {
+        let start = self.cache.read_start();
         let Some(record) = self.store.get(&t.key).await? else {
             return Ok(None);
         };
@@ -146,7 +147,10 @@ impl Sessions {
             return Ok(None);
         }
         let session = Arc::new(session);
-        self.cache.insert(t.key, session.clone());
+        // Revoked while it was being read: the store no longer has it either.
+        if !self.cache.insert_read(t.key, session.clone(), start) && self.cache.was_revoked(&t.key) {
+            return Ok(None);
+        }
         Ok(Some(session))
     }
 
@@ -161,25 +165,39 @@ impl Sessions {
         let key = StoreKey::derive(ring.primary(), &ticket.id);
         let cookie = Sealer::seal_under(&ring, &self.cookie_name, &ticket, session.absolute_expires_at)?;
         let opened = OpenedTicket { ticket, key };
-        let session = self.save(&opened, session, now).await?;
+        let record = encrypt_record(&opened.ticket, &opened.key, &session)?;
+        let (ttl, index) = self.placement(&session, now);
+        self.store.put(&opened.key, &record, ttl, &index).await?;
+        let session = Arc::new(session);
+        self.cache.insert(opened.key, session.clone());
         Ok((cookie, opened, session))
+    }
+
+    fn placement(&self, session: &Session, now: u64) -> (Duration, Vec<IndexKey>) {
+        let ttl = Duration::from_secs(session.expires_at().saturating_sub(now).max(1));
+        (ttl, IndexKey::of(self.sealer.ring().primary(), session))
     }
 
     /// Writes a changed session (refreshed tokens, new idle expiry) and caches it, unless
     /// the cache already holds a later use of it: two writes of one session may finish
-    /// out of order, and the cache must never move back to the older one.
-    pub async fn save(&self, t: &OpenedTicket, session: Session, now: u64) -> Result<Arc<Session>, SessionError> {
+    /// out of order, and the cache must never move back to the older one. `None` if the
+    /// session ended meanwhile (signed out, logged out by the IdP): it stays ended.
+    pub async fn save(
+        &self,
+        t: &OpenedTicket,
+        session: Session,
+        now: u64,
+    ) -> Result<Option<Arc<Session>>, SessionError> {
         let record = encrypt_record(&t.ticket, &t.key, &session)?;
-        let ttl = Duration::from_secs(session.expires_at().saturating_sub(now).max(1));
-        let index = IndexKey::of(self.sealer.ring().primary(), &session);
-        self.store.put(&t.key, &record, ttl, &index).await?;
+        let (ttl, index) = self.placement(&session, now);
+        if !self.store.update(&t.key, &record, ttl, &index).await? {
+            self.cache.apply(crate::store::Revocation::Session(t.key));
+            return Ok(None);
+        }
         let session = Arc::new(session);
         match self.cache.get(&t.key) {
-            Some(cached) if cached.last_used_at > session.last_used_at => Ok(cached),
-            _ => {
-                self.cache.insert(t.key, session.clone());
-                Ok(session)
-            }
+            Some(cached) if cached.last_used_at > session.last_used_at => Ok(Some(cached)),
+            _ => Ok(self.cache.insert(t.key, session.clone()).then_some(session)),
         }
     }
 

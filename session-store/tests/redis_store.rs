@@ -193,7 +193,10 @@ async fn a_dead_redis_opens_the_circuit_and_calls_fail_fast_until_it_is_back() {
     server.stop();
     for _ in 0..3 {
         let err = store.get(&key(1)).await.expect_err("redis is gone");
-        assert!(matches!(err, StoreError::Unavailable(_) | StoreError::Timeout), "{err:?}");
+        assert!(
+            matches!(err, StoreError::Unavailable(_) | StoreError::Timeout),
+            "{err:?}"
+        );
     }
     let started = Instant::now();
     for _ in 0..100 {

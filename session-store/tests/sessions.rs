@@ -117,11 +117,69 @@ async fn a_late_write_of_an_older_use_never_moves_the_cache_back() {
     a.save(&ticket, newer.clone(), NOW + 200).await.expect("newer");
     // The write of the earlier use finishes last.
     let kept = a.save(&ticket, older, NOW + 100).await.expect("older");
-    assert_eq!(kept.last_used_at, NOW + 200);
+    assert_eq!(kept.expect("still there").last_used_at, NOW + 200);
     match a.check(&cookie, NOW + 200 + 1_750) {
         Check::Hit(s, _) => assert_eq!(s.idle_expires_at, newer.idle_expires_at),
         other => panic!("the later use is what the cache keeps: {other:?}"),
     }
+}
+
+/// Found by the soak benchmark: an idle-expiry update in flight when the session was
+/// signed out wrote it back to the store, and another replica kept admitting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_racing_a_sign_out_never_brings_the_session_back() {
+    let store = MemoryStore::new(1_000);
+    let (a, b) = (replica(&store), replica(&store));
+    let (cookie, ticket, created) = a.create(session("alice", "sid-1", NOW), NOW).await.expect("create");
+    let life = session_store::Lifetimes {
+        absolute_secs: 3_600,
+        idle_secs: 1_800,
+    };
+    let mut touched = (*created).clone();
+    touched.touch(NOW + 100, life);
+    // The sign-out lands first; the touch read before it is written after it.
+    a.delete(&ticket).await.expect("sign out");
+    assert!(
+        a.save(&ticket, touched, NOW + 100).await.expect("save").is_none(),
+        "an ended session is not written again"
+    );
+    assert!(store.is_empty(), "nothing in the store");
+    for (name, r) in [("a", &a), ("b", &b)] {
+        match r.check(&cookie, NOW + 101) {
+            Check::Miss(t) => assert!(
+                r.load(&t, NOW + 101).await.expect("load").is_none(),
+                "{name} loads nothing"
+            ),
+            other => panic!("{name} still admits a signed-out session: {other:?}"),
+        }
+    }
+}
+
+/// A store read that began before a revocation arrived must not put the session back
+/// into the cache after it (the other half of the race).
+#[test]
+fn a_read_finishing_after_a_revocation_is_not_cached() {
+    use session_store::Revocation;
+    let cache = SessionCache::new(100, std::time::Duration::from_secs(60));
+    let s = Arc::new(session("alice", "sid-1", NOW));
+    let k = support::key(1);
+    let start = cache.read_start();
+    cache.apply(Revocation::Session(k));
+    assert!(!cache.insert_read(k, s.clone(), start), "revoked while being read");
+    assert!(cache.get(&k).is_none());
+    assert!(!cache.insert(k, s.clone()), "and not by a later write either");
+    let other = support::key(2);
+    let start = cache.read_start();
+    cache.apply(Revocation::All);
+    assert!(
+        !cache.insert_read(other, s.clone(), start),
+        "everything dropped while it was read"
+    );
+    assert!(cache.get(&other).is_none());
+    assert!(
+        cache.insert_read(other, s, cache.read_start()),
+        "a read begun afterwards is cached"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

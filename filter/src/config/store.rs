@@ -24,7 +24,7 @@ pub(super) enum RawStore {
         #[serde(default = "default_cache_capacity")]
         capacity: u64,
     },
-    Redis(RawRedis),
+    Redis(Box<RawRedis>),
 }
 
 impl Default for RawStore {
@@ -128,7 +128,11 @@ fn nodes(field: &str, raw: &[String]) -> Result<Vec<(String, u16)>, ConfigError>
 fn auth(field: &str, username: Option<SecretSource>, password: Option<SecretSource>) -> Result<NodeAuth, ConfigError> {
     Ok(NodeAuth {
         username: username
-            .map(|u| u.load().map(|u| u.to_string()).map_err(|e| err(format!("{field}.username"), e)))
+            .map(|u| {
+                u.load()
+                    .map(|u| u.to_string())
+                    .map_err(|e| err(format!("{field}.username"), e))
+            })
             .transpose()?,
         password: password
             .map(|p| p.load().map_err(|e| err(format!("{field}.password"), e)))
@@ -200,8 +204,7 @@ impl TryFrom<RawStore> for StoreSettings {
             Some(session_store::RedisTls {
                 ca_pem: read_file(&format!("{FIELD}.ca_file"), &r.ca_file)?,
                 client_cert_pem: read_file(&format!("{FIELD}.client_cert_file"), &r.client_cert_file)?,
-                client_key_pem: read_file(&format!("{FIELD}.client_key_file"), &r.client_key_file)?
-                    .map(Zeroizing::new),
+                client_key_pem: read_file(&format!("{FIELD}.client_key_file"), &r.client_key_file)?.map(Zeroizing::new),
             })
         } else {
             None
@@ -217,6 +220,6 @@ impl TryFrom<RawStore> for StoreSettings {
         }
         cfg.circuit_failures = r.circuit_failures;
         cfg.circuit_open_for = Duration::from_millis(r.circuit_open_ms.max(1));
-        Ok(StoreSettings::Redis(cfg))
+        Ok(StoreSettings::Redis(Box::new(cfg)))
     }
 }

@@ -159,10 +159,17 @@ fn redis_sentinel_and_cluster_targets_and_their_mistakes() {
     };
     assert_eq!(t.master, "sessions");
     assert_eq!(t.sentinels, [("10.0.0.1".to_owned(), 26379), ("::1".to_owned(), 26380)]);
-    assert_eq!(t.sentinel_auth.password.as_deref().map(String::as_str), Some("sentinel-pw"));
+    assert_eq!(
+        t.sentinel_auth.password.as_deref().map(String::as_str),
+        Some("sentinel-pw")
+    );
     assert_eq!(t.auth.password.as_deref().map(String::as_str), Some("data-pw"));
     assert_eq!((t.db, t.tls, t.check_interval), (2, true, Duration::from_secs(5)));
-    assert_eq!((cfg.replicas_to_ack, cfg.circuit_failures), (1, 7), "writes wait for a replica by default");
+    assert_eq!(
+        (cfg.replicas_to_ack, cfg.circuit_failures),
+        (1, 7),
+        "writes wait for a replica by default"
+    );
 
     let mut v = base();
     v["session"]["store"] = serde_json::json!({"redis": {
@@ -181,7 +188,10 @@ fn redis_sentinel_and_cluster_targets_and_their_mistakes() {
             "session.store.redis",
         ),
         (serde_json::json!({"prefix": "x:"}), "session.store.redis"),
-        (serde_json::json!({"cluster": {"nodes": []}}), "session.store.redis.cluster.nodes"),
+        (
+            serde_json::json!({"cluster": {"nodes": []}}),
+            "session.store.redis.cluster.nodes",
+        ),
         (
             serde_json::json!({"cluster": {"nodes": ["a:1", "no-port"]}}),
             "session.store.redis.cluster.nodes[1]",

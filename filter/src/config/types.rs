@@ -149,7 +149,7 @@ pub enum StoreSettings {
         capacity: u64,
     },
     /// In Redis.
-    Redis(session_store::RedisConfig),
+    Redis(Box<session_store::RedisConfig>),
 }
 
 /// Session lifetimes, keys, cache and store.

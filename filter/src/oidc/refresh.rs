@@ -220,7 +220,9 @@ async fn refresh_locked(cx: &RefreshContext, t: &OpenedTicket, now: u64) -> Shar
             }
             s.touch(now, cx.lifetimes);
             match cx.sessions.save(t, s, now).await {
-                Ok(saved) => (Some(saved), RefreshOutcome::Refreshed),
+                Ok(Some(saved)) => (Some(saved), RefreshOutcome::Refreshed),
+                // Signed out or logged out by the IdP while the refresh ran: it stays so.
+                Ok(None) => (None, RefreshOutcome::Ended),
                 Err(e) => {
                     tracing::warn!(error = %e, "refreshed tokens could not be stored");
                     (Some(current), RefreshOutcome::Failed)

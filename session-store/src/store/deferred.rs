@@ -107,6 +107,15 @@ impl SessionStore for DeferredStore {
     async fn put(&self, key: &StoreKey, value: &[u8], ttl: Duration, index: &[IndexKey]) -> Result<(), StoreError> {
         self.store().await?.put(key, value, ttl, index).await
     }
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        ttl: Duration,
+        index: &[IndexKey],
+    ) -> Result<bool, StoreError> {
+        self.store().await?.update(key, value, ttl, index).await
+    }
     async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {
         self.store().await?.delete(key).await
     }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use moka::notification::RemovalCause;
+use moka::ops::compute::{CompResult, Op};
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use moka::Expiry;
@@ -144,6 +145,26 @@ impl SessionStore for MemoryStore {
             },
         );
         Ok(())
+    }
+
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        ttl: Duration,
+        index: &[IndexKey],
+    ) -> Result<bool, StoreError> {
+        let entry = Entry {
+            value: value.into(),
+            index: index.into(),
+            ttl,
+        };
+        // One atomic step: a delete cannot fall between the check and the write.
+        let done = self.entries.entry(*key).and_compute_with(|current| match current {
+            Some(_) => Op::Put(entry),
+            None => Op::Nop,
+        });
+        Ok(matches!(done, CompResult::ReplacedWith(_)))
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError> {

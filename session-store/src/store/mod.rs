@@ -69,6 +69,10 @@ pub trait SessionStore: Send + Sync {
     async fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StoreError>;
     /// Stores `value` under `key` for `ttl`, and adds `key` to each index.
     async fn put(&self, key: &StoreKey, value: &[u8], ttl: Duration, index: &[IndexKey]) -> Result<(), StoreError>;
+    /// Replaces `key` only if it still exists, so a session ended meanwhile stays ended;
+    /// true if it was replaced.
+    async fn update(&self, key: &StoreKey, value: &[u8], ttl: Duration, index: &[IndexKey])
+        -> Result<bool, StoreError>;
     /// Deletes `key` and announces its revocation. True if it existed.
     async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError>;
     /// Deletes every session listed under `index`, announcing each; returns them.

@@ -28,6 +28,45 @@ pub async fn put_get_delete(store: &dyn SessionStore) {
     assert_eq!(store.get(&k).await.expect("get"), None);
 }
 
+/// An update replaces a live session and never recreates a deleted one (a sign-out
+/// racing an idle-expiry write must win), keeping it findable by its index.
+pub async fn update_never_recreates(store: &dyn SessionStore) {
+    let k = key(40);
+    let sid = IndexKey::from_text("sid:update");
+    let one = std::slice::from_ref(&sid);
+    assert!(
+        !store
+            .update(&k, b"ghost", Duration::from_secs(60), one)
+            .await
+            .expect("update"),
+        "nothing to update"
+    );
+    assert_eq!(store.get(&k).await.expect("get"), None, "an update creates nothing");
+    store.put(&k, b"v1", Duration::from_secs(60), one).await.expect("put");
+    assert!(store
+        .update(&k, b"v2", Duration::from_secs(120), one)
+        .await
+        .expect("update"));
+    assert_eq!(store.get(&k).await.expect("get").as_deref(), Some(&b"v2"[..]));
+    assert!(store.delete(&k).await.expect("delete"));
+    assert!(
+        !store
+            .update(&k, b"v3", Duration::from_secs(60), one)
+            .await
+            .expect("update"),
+        "deleted stays deleted"
+    );
+    assert_eq!(store.get(&k).await.expect("get"), None);
+    let k2 = key(41);
+    store.put(&k2, b"w1", Duration::from_secs(60), one).await.expect("put");
+    store
+        .update(&k2, b"w2", Duration::from_secs(60), one)
+        .await
+        .expect("update");
+    assert_eq!(store.delete_indexed(&sid).await.expect("delete by index"), vec![k2]);
+    assert_eq!(store.get(&k2).await.expect("get"), None);
+}
+
 pub async fn ttl_expiry(store: &dyn SessionStore) {
     let short = key(2);
     let long = key(3);
@@ -191,6 +230,7 @@ pub async fn first_sighting_is_once_across_instances(a: Arc<dyn SessionStore>, b
 /// Runs the whole suite; `second` is another instance over the same data.
 pub async fn run(store: Arc<dyn SessionStore>, second: Arc<dyn SessionStore>) {
     put_get_delete(store.as_ref()).await;
+    update_never_recreates(store.as_ref()).await;
     ttl_expiry(store.as_ref()).await;
     index_deletes_exactly_its_members(store.as_ref()).await;
     lock_is_exclusive_under_50_contenders(store.clone()).await;

@@ -76,6 +76,16 @@ pub(super) enum Link {
     Sentinel(Arc<Master>),
 }
 
+impl Drop for Link {
+    fn drop(&mut self) {
+        // The master's tasks hold it while they wait: they end with the link, however
+        // the link ends (the store dropped, or `connect` failing after finding the master).
+        if let Link::Sentinel(m) = self {
+            m.stop();
+        }
+    }
+}
+
 impl Link {
     /// The connections to use now.
     pub(super) fn pair(&self) -> Result<Pair, StoreError> {

@@ -49,9 +49,6 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.subscriber.abort();
-        if let Link::Sentinel(m) = &self.link {
-            m.stop();
-        }
     }
 }
 
@@ -116,9 +113,6 @@ impl RedisStore {
         ));
         if !matches!(tokio::time::timeout(config.timeout * 2, first_rx).await, Ok(Ok(()))) {
             subscriber.abort();
-            if let Link::Sentinel(m) = &link {
-                m.stop();
-            }
             return Err(StoreError::Timeout);
         }
         Ok(Self {
@@ -334,6 +328,46 @@ impl SessionStore for RedisStore {
             let mut touched: Vec<&str> = indexes.iter().map(String::as_str).collect();
             touched.push(&name);
             self.replicated(&mut c, &touched).await
+        })
+        .await?
+    }
+
+    async fn update(
+        &self,
+        key: &StoreKey,
+        value: &[u8],
+        ttl: Duration,
+        index: &[IndexKey],
+    ) -> Result<bool, StoreError> {
+        let ms = ttl.as_millis().max(1) as u64;
+        let name = self.session_key(key);
+        let member = key.to_hex();
+        let indexes: Vec<String> = index.iter().map(|i| self.index_key(i)).collect();
+        self.call(Use::Write, |mut c| async move {
+            // XX: only while the session exists; a delete that came first wins.
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&name)
+                .arg(value)
+                .arg("PX")
+                .arg(ms)
+                .arg("XX")
+                .query_async(&mut c)
+                .await?;
+            if set.is_none() {
+                return Ok(Ok(false));
+            }
+            // The index sets live as long as their longest session. A delete landing
+            // between the two steps leaves at most a member naming a gone session.
+            for ik in &indexes {
+                let mut pipe = redis::pipe();
+                pipe.cmd("SADD").arg(ik).arg(&member).ignore();
+                pipe.cmd("PEXPIRE").arg(ik).arg(ms).arg("NX").ignore();
+                pipe.cmd("PEXPIRE").arg(ik).arg(ms).arg("GT").ignore();
+                pipe.query_async::<()>(&mut c).await?;
+            }
+            let mut touched: Vec<&str> = indexes.iter().map(String::as_str).collect();
+            touched.push(&name);
+            Ok(self.replicated(&mut c, &touched).await?.map(|()| true))
         })
         .await?
     }
