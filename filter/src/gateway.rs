@@ -127,7 +127,8 @@ impl Gateway {
                 Arc::new(store)
             }
         };
-        let cache = SessionCache::new(settings.session.cache_capacity, settings.session.cache_ttl);
+        let cache = SessionCache::new(settings.session.cache_capacity, settings.session.cache_ttl)
+            .keep_access_token(settings.headers.access_token);
         let sessions = Sessions::new(
             settings.session.keys.clone(),
             store,

@@ -22,6 +22,8 @@ pub struct SessionCache {
     revoked: Cache<StoreKey, ()>,
     /// Counts `Revocation::All`: a read begun before one is not cached.
     epoch: Arc<AtomicU64>,
+    /// Whether cached copies keep the access token (it is forwarded upstream).
+    keep_access: bool,
 }
 
 /// When a store read began, for [`SessionCache::insert_read`].
@@ -53,7 +55,17 @@ impl SessionCache {
             entries,
             revoked,
             epoch: Arc::default(),
+            keep_access: true,
         }
+    }
+
+    /// Whether cached copies keep the access token: only needed when requests forward
+    /// it. Without it (and always without the refresh and ID tokens, which only the
+    /// refresh and sign-out paths read, from the store) a cached session takes about a
+    /// third of the memory of the stored one with JWT-sized tokens.
+    pub fn keep_access_token(mut self, keep: bool) -> Self {
+        self.keep_access = keep;
+        self
     }
 
     /// The cached session, if any. Lock-free read, no I/O.
@@ -63,6 +75,14 @@ impl SessionCache {
 
     /// Caches a session unless it was revoked lately; false if refused.
     pub fn insert(&self, key: StoreKey, session: Arc<Session>) -> bool {
+        let session = if session.tokens.refresh.is_some()
+            || session.tokens.id_token.is_some()
+            || (!self.keep_access && !session.left_in_store.access)
+        {
+            Arc::new(session.for_cache(self.keep_access))
+        } else {
+            session
+        };
         // Insert first, then look for a tombstone: a revocation applied at any point
         // either leaves its tombstone for this check or invalidates after the insert.
         self.entries.insert(key, session);

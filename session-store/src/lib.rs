@@ -25,7 +25,7 @@ pub use cache::SessionCache;
 pub use keys::{KeyError, KeyId, KeyRing, MIN_SECRET_LEN};
 pub use seal::{OpenError, SealError, Sealer, MAX_SEALED_LEN};
 pub use secret::{AccessToken, IdToken, Key32, RefreshToken};
-pub use session::{Claims, Derived, Lifetimes, Session, Tokens, MAX_SESSION_BYTES};
+pub use session::{Claims, Derived, LeftInStore, Lifetimes, Session, Tokens, MAX_SESSION_BYTES};
 pub use sessions::{Check, OpenedTicket, SessionError, Sessions};
 pub use store::deferred::DeferredStore;
 pub use store::memory::MemoryStore;

@@ -105,6 +105,68 @@ pub struct Session {
     /// cached copy; never stored.
     #[serde(skip)]
     pub derived: Derived,
+    /// Tokens this copy does not hold (a cached copy); never stored.
+    #[serde(skip)]
+    pub left_in_store: LeftInStore,
+}
+
+/// Tokens a cached copy leaves in the store because requests never read them there. A
+/// copy missing any cannot be written back ([`crate::encrypt_record`] refuses it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeftInStore {
+    /// The access token (kept when it is forwarded upstream).
+    pub access: bool,
+    /// The refresh token.
+    pub refresh: bool,
+    /// The ID token.
+    pub id_token: bool,
+}
+
+impl Session {
+    /// A copy for the cache without the tokens requests never read: the refresh and ID
+    /// tokens, and the access token unless `keep_access`. About two thirds of a session
+    /// with JWT-sized tokens.
+    pub fn for_cache(&self, keep_access: bool) -> Session {
+        let left = LeftInStore {
+            access: self.left_in_store.access || !keep_access,
+            refresh: self.left_in_store.refresh || self.tokens.refresh.is_some(),
+            id_token: self.left_in_store.id_token || self.tokens.id_token.is_some(),
+        };
+        let access = if left.access {
+            AccessToken::new(String::new())
+        } else {
+            self.tokens.access.clone()
+        };
+        Session {
+            subject: self.subject.clone(),
+            issuer: self.issuer.clone(),
+            sid: self.sid.clone(),
+            claims: self.claims.clone(),
+            tokens: Tokens {
+                access,
+                access_expires_at: self.tokens.access_expires_at,
+                refresh: None,
+                id_token: None,
+            },
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+            absolute_expires_at: self.absolute_expires_at,
+            idle_expires_at: self.idle_expires_at,
+            access_received_at: self.access_received_at,
+            derived: Derived::default(),
+            left_in_store: left,
+        }
+    }
+
+    /// True if this copy lacks tokens the stored session has.
+    pub fn is_partial(&self) -> bool {
+        self.left_in_store != LeftInStore::default()
+    }
+
+    /// True if the session has a refresh token (here or in the store).
+    pub fn has_refresh(&self) -> bool {
+        self.tokens.refresh.is_some() || self.left_in_store.refresh
+    }
 }
 
 /// A value derived from a session by its user, computed on first use. Never stored or
@@ -171,6 +233,7 @@ impl From<SessionV1> for Session {
             idle_expires_at: v.idle_expires_at,
             access_received_at: None,
             derived: Derived::default(),
+            left_in_store: LeftInStore::default(),
         }
     }
 }
@@ -208,6 +271,7 @@ impl Session {
             idle_expires_at: now.saturating_add(life.idle_secs).min(absolute),
             access_received_at: Some(now),
             derived: Derived::default(),
+            left_in_store: LeftInStore::default(),
         }
     }
 

@@ -188,6 +188,20 @@ impl Sessions {
         session: Session,
         now: u64,
     ) -> Result<Option<Arc<Session>>, SessionError> {
+        let session = if session.is_partial() {
+            // A cached copy marked used: the stored session with its new use times (the
+            // tokens there may be newer, refreshed by another replica).
+            let Some(record) = self.store.get(&t.key).await? else {
+                self.cache.apply(crate::store::Revocation::Session(t.key));
+                return Ok(None);
+            };
+            let mut full = decrypt_record(&t.ticket, &t.key, &record)?;
+            full.last_used_at = full.last_used_at.max(session.last_used_at);
+            full.idle_expires_at = full.idle_expires_at.max(session.idle_expires_at);
+            full
+        } else {
+            session
+        };
         let record = encrypt_record(&t.ticket, &t.key, &session)?;
         let (ttl, index) = self.placement(&session, now);
         if !self.store.update(&t.key, &record, ttl, &index).await? {

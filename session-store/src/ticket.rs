@@ -150,6 +150,9 @@ pub enum RecordError {
     /// Serialization failed.
     #[error("session encoding failed")]
     Encoding,
+    /// A cached copy without all its tokens: writing it would lose them.
+    #[error("a cached copy of a session (without all its tokens) cannot be stored")]
+    Partial,
     /// The OS random source failed.
     #[error("no randomness: {0}")]
     Random(#[from] getrandom::Error),
@@ -159,6 +162,9 @@ const NONCE_LEN: usize = 12;
 
 /// Encrypts a session under the ticket's data key, bound to its store key.
 pub fn encrypt_record(ticket: &Ticket, key: &StoreKey, session: &Session) -> Result<Vec<u8>, RecordError> {
+    if session.is_partial() {
+        return Err(RecordError::Partial);
+    }
     let plain = Zeroizing::new(postcard::to_stdvec(session).map_err(|_| RecordError::Encoding)?);
     if plain.len() > MAX_SESSION_BYTES {
         return Err(RecordError::TooLarge(plain.len()));

@@ -124,6 +124,67 @@ async fn a_late_write_of_an_older_use_never_moves_the_cache_back() {
     }
 }
 
+/// Cached copies hold only what requests read (memory per session); a copy marked used
+/// is written back as the stored session with new use times, never without its tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_copies_leave_tokens_in_the_store_and_touches_keep_them() {
+    let store = MemoryStore::new(1_000);
+    let a = replica(&store);
+    let (cookie, ticket, _) = a.create(session("alice", "sid-1", NOW), NOW).await.expect("create");
+    let Check::Hit(cached, _) = a.check(&cookie, NOW + 1) else {
+        panic!("cached after create")
+    };
+    assert!(cached.tokens.refresh.is_none() && cached.tokens.id_token.is_none());
+    assert!(cached.left_in_store.refresh && cached.left_in_store.id_token && cached.has_refresh());
+    assert_eq!(
+        cached.tokens.access.secret(),
+        SECRET_TOKENS[0],
+        "kept by default (forwarding)"
+    );
+    let life = session_store::Lifetimes {
+        absolute_secs: 3_600,
+        idle_secs: 1_800,
+    };
+    let mut touched = (*cached).clone();
+    touched.touch(NOW + 500, life);
+    a.save(&ticket, touched, NOW + 500).await.expect("save").expect("live");
+    // Another replica (empty cache) reads the store: every token is still there.
+    let b = replica(&store);
+    let Check::Miss(t) = b.check(&cookie, NOW + 501) else {
+        panic!("b has nothing cached")
+    };
+    let full = b.load(&t, NOW + 501).await.expect("load").expect("live");
+    assert_eq!(full.tokens.refresh.as_ref().map(|r| r.secret()), Some(SECRET_TOKENS[1]));
+    assert_eq!(
+        full.tokens.id_token.as_ref().map(|r| r.secret()),
+        Some(SECRET_TOKENS[2])
+    );
+    assert_eq!(full.last_used_at, NOW + 500, "the touch landed");
+    assert!(!full.is_partial());
+
+    // Without forwarding, the access token stays in the store too.
+    let slim = Sessions::new(
+        ring(),
+        Arc::new(store.clone()) as Arc<dyn SessionStore>,
+        SessionCache::new(1_000, Duration::from_secs(60)).keep_access_token(false),
+        "__Host-oidc".into(),
+    );
+    let Check::Miss(t) = slim.check(&cookie, NOW + 502) else {
+        panic!("nothing cached yet")
+    };
+    assert!(
+        slim.load(&t, NOW + 502)
+            .await
+            .expect("load")
+            .is_some_and(|s| !s.is_partial()),
+        "load returns it whole"
+    );
+    let Check::Hit(cached, _) = slim.check(&cookie, NOW + 503) else {
+        panic!("cached by the load")
+    };
+    assert!(cached.left_in_store.access && cached.tokens.access.secret().is_empty());
+}
+
 /// Found by the soak benchmark: an idle-expiry update in flight when the session was
 /// signed out wrote it back to the store, and another replica kept admitting it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

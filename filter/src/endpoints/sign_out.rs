@@ -22,8 +22,11 @@ const SUBMIT_SCRIPT: &str = "document.forms[0].submit()";
 pub async fn run(gw: &Gateway, check: Option<Check>) -> Decision {
     let now = gw.clock.now();
     let session = match check {
-        Some(Check::Hit(session, ticket)) => Some((Some(session), ticket)),
-        Some(Check::Miss(ticket)) => Some((gw.sessions.load(&ticket, now).await.ok().flatten(), ticket)),
+        Some(Check::Hit(session, ticket)) if !session.left_in_store.id_token => Some((Some(session), ticket)),
+        // The cached copy leaves the ID token (for `id_token_hint`) in the store.
+        Some(Check::Hit(_, ticket) | Check::Miss(ticket)) => {
+            Some((gw.sessions.load(&ticket, now).await.ok().flatten(), ticket))
+        }
         _ => None,
     };
     let mut id_token = None;

@@ -44,7 +44,7 @@ impl RefreshOutcome {
 /// expiry, the leeway being at most half the token's lifetime (a token living 20 s with a
 /// 30 s leeway would otherwise be refreshed on every request).
 pub fn due(policy: &RefreshSettings, s: &Session, now: u64) -> bool {
-    s.tokens.refresh.is_some()
+    s.has_refresh()
         && s.tokens.access_expires_at.is_some_and(|exp| {
             let leeway = policy.leeway.as_secs();
             let leeway = s

@@ -39,7 +39,8 @@ impl RedisStore {
         })
     }
 
-    /// Deletes the sessions `keys` (waiting for replicas), then announces the deleted ones.
+    /// Deletes the sessions `keys` (and the index set `index`), announces the deleted ones,
+    /// then waits for replicas to hold the deletion.
     pub(super) async fn delete_keys(
         &self,
         keys: Vec<StoreKey>,
