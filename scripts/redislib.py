@@ -16,6 +16,9 @@ class Redis:
 
     def __init__(self, work, args, conf=None, password=None):
         self.port, self.password = free_port(), password
+        # A cluster node also listens on its port + 10000 (the cluster bus).
+        while "--cluster-enabled" in args and self.port > 55_000:
+            self.port = free_port()
         self.dir = tempfile.mkdtemp(dir=work)
         self.args = ["--port", str(self.port), "--bind", "127.0.0.1", *args,
                      "--save", "", "--appendonly", "no", "--dir", self.dir]
