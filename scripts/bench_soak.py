@@ -32,7 +32,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import Envoy, free_port, module_filter, sh  # noqa: E402
+from benchlib import Envoy, free_port, listener_yaml, module_filter, sh  # noqa: E402
 from redislib import Cluster, Redis, SentinelGroup  # noqa: E402
 
 COOKIE = "__Host-oidc_session"
@@ -53,33 +53,6 @@ class Single:
     def stop(self):
         for n in self.nodes:
             n.kill()
-
-
-def listener(port, filters):
-    return f"""
-admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}
-static_resources:
-  listeners:
-  - address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: soak
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                direct_response: {{status: 200, body: {{inline_string: ok}}}}
-                response_headers_to_add:
-                - header: {{key: x-user, value: "%REQ(x-auth-request-user)%"}}
-          http_filters:
-{filters}          - name: envoy.filters.http.router
-            typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
-"""
 
 
 class Conn:
@@ -364,8 +337,9 @@ def main():
                           "cookie": {"max_login_flows": 1000},
                           "session": {"keys": [{"inline": KEY}], "store": {"redis": redis.store()},
                                       "cache_capacity": args.cache_capacity}}
-                envoys.append(Envoy(envoy_bin, f"soak-{i}", listener(port, module_filter(
-                    "envoy_oidc", "oidc", json.dumps(config))), work, "0,1", module_dir=module_dir))
+                yaml = listener_yaml(module_filter("envoy_oidc", "oidc", json.dumps(config)), 1, direct=True,
+                                     listen_port=port, echo_user=True)
+                envoys.append(Envoy(envoy_bin, f"soak-{i}", yaml, work, "0,1", module_dir=module_dir))
             redis_before = redis_used(redis)
             samples = []
 

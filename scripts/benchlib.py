@@ -18,8 +18,12 @@ def sh(cmd):
     return subprocess.run(["bash", "-c", cmd], cwd=ROOT, check=True, capture_output=True, text=True).stdout
 
 
-def listener_yaml(filters, cluster_port, direct, listen_port=0):
+def listener_yaml(filters, cluster_port, direct, listen_port=0, echo_user=False):
+    """A listener with `filters` before a direct response or the upstream cluster; with
+    `echo_user` the response carries the identity the filter added (`x-user`)."""
     route = "direct_response: {status: 200, body: {inline_string: ok}}" if direct else "route: {cluster: upstream}"
+    if echo_user:
+        route += ', response_headers_to_add: [{header: {key: x-user, value: "%REQ(x-auth-request-user)%"}}]'
     return f"""
 admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}
 static_resources:

@@ -1,5 +1,6 @@
 """Redis groups on loopback for the benchmarks and chart tests: a Sentinel-managed master
 with replicas, and a Cluster. Every process runs in its own directory and is killed by pid."""
+import atexit
 import os
 import subprocess
 import sys
@@ -7,6 +8,28 @@ import tempfile
 import time
 
 from benchlib import free_port
+
+# Every process started, killed (by pid) at exit whatever path the script leaves by.
+_STARTED = []
+
+
+@atexit.register
+def _kill_started():
+    for p in _STARTED:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def bindable(port):
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 MASTER = "sessions"
 
@@ -17,7 +40,7 @@ class Redis:
     def __init__(self, work, args, conf=None, password=None):
         self.port, self.password = free_port(), password
         # A cluster node also listens on its port + 10000 (the cluster bus).
-        while "--cluster-enabled" in args and self.port > 55_000:
+        while "--cluster-enabled" in args and (self.port > 55_000 or not bindable(self.port + 10_000)):
             self.port = free_port()
         self.dir = tempfile.mkdtemp(dir=work)
         self.args = ["--port", str(self.port), "--bind", "127.0.0.1", *args,
@@ -34,6 +57,7 @@ class Redis:
         log = open(os.path.join(self.dir, "log"), "a")
         self.proc = subprocess.Popen(["redis-server", *self.args], cwd=self.dir, stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=log, start_new_session=True)
+        _STARTED.append(self.proc)
         wait(lambda: self.cli("PING") == "PONG", 10, f"redis-server on {self.port}")
 
     def kill(self):

@@ -3,11 +3,11 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use session_store::{ClusterTarget, IndexKey, NodeAuth, RedisConfig, RedisStore, RedisTarget, SessionStore};
+use support::load::Load;
 use support::{conformance, key};
 use testkit::redis_group::RedisCluster;
 
@@ -62,36 +62,7 @@ async fn a_master_killed_under_load_loses_no_acknowledged_session() {
         "sessions spread over every master: {spread:?}"
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (failed, slowest_ms) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let last_failure = Arc::new(std::sync::Mutex::new(None::<Instant>));
-    let load = {
-        let (store, stop, failed, slowest_ms, last_failure) = (
-            store.clone(),
-            stop.clone(),
-            failed.clone(),
-            slowest_ms.clone(),
-            last_failure.clone(),
-        );
-        tokio::spawn(async move {
-            let mut n = 1_000u32;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let t = Instant::now();
-                let ok = store
-                    .put(&key(n), b"during", Duration::from_secs(300), &[])
-                    .await
-                    .is_ok()
-                    && store.get(&key(n)).await.is_ok_and(|v| v.is_some());
-                slowest_ms.fetch_max(t.elapsed().as_millis() as u64, Ordering::Relaxed);
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    *last_failure.lock().expect("lock") = Some(Instant::now());
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        })
-    };
+    let load = Load::start(store.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let victim = cluster.masters()[0];
     let killed = Instant::now();
@@ -101,24 +72,14 @@ async fn a_master_killed_under_load_loses_no_acknowledged_session() {
     // Its shard has no replica left, so its writes are refused (replicas_to_ack 1)
     // until the node is back (as an orchestrator restarts it) and has synced as a replica.
     tokio::task::block_in_place(|| cluster.node(victim).restart());
-    let recovered = loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let last = *last_failure.lock().expect("lock");
-        if last.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) || (last.is_none() && killed.elapsed() > promoted)
-        {
-            break last.map_or(Duration::ZERO, |t| t - killed);
-        }
-        assert!(killed.elapsed() < Duration::from_secs(60), "the store never recovered");
-    };
-    stop.store(true, Ordering::Relaxed);
-    load.await.expect("load");
-    let slowest = slowest_ms.load(Ordering::Relaxed);
+    let seen = load.until_recovered(killed, promoted).await;
+    let slowest = seen.slowest_ms;
     println!(
         "cluster failover: master {victim} killed, cluster ok again after {:.1} s; store calls failed {} times, \
          last failure {:.1} s after the kill; slowest call {slowest} ms",
         promoted.as_secs_f64(),
-        failed.load(Ordering::Relaxed),
-        recovered.as_secs_f64()
+        seen.failed,
+        seen.last_failure.as_secs_f64()
     );
     // A put is several bounded calls' worth: the index set and the session, each waited for.
     assert!(slowest <= 1_500, "a call hung for {slowest} ms");

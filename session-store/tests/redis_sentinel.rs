@@ -3,13 +3,13 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use session_store::{
     NodeAuth, RedisConfig, RedisStore, RedisTarget, Revocation, SentinelTarget, SessionStore, StoreError,
 };
+use support::load::Load;
 use support::{conformance, key};
 use testkit::redis_group::{SentinelGroup, MASTER_NAME};
 
@@ -63,60 +63,21 @@ async fn a_master_killed_under_load_loses_no_acknowledged_session() {
     }
 
     // Load: puts and gets in a loop, timing each call and counting failures.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (failed, slowest_ms) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let last_failure = Arc::new(std::sync::Mutex::new(None::<Instant>));
-    let load = {
-        let (store, stop, failed, slowest_ms, last_failure) = (
-            store.clone(),
-            stop.clone(),
-            failed.clone(),
-            slowest_ms.clone(),
-            last_failure.clone(),
-        );
-        tokio::spawn(async move {
-            let mut n = 1_000u32;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let t = Instant::now();
-                let ok = store
-                    .put(&key(n), b"during", Duration::from_secs(300), &[])
-                    .await
-                    .is_ok()
-                    && store.get(&key(n)).await.is_ok_and(|v| v.is_some());
-                slowest_ms.fetch_max(t.elapsed().as_millis() as u64, Ordering::Relaxed);
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    *last_failure.lock().expect("lock") = Some(Instant::now());
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        })
-    };
+    let load = Load::start(store.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let killed = Instant::now();
     group.node(old).kill();
     let new = tokio::task::block_in_place(|| group.wait_for_new_master(old, Duration::from_secs(30)));
     let promoted = killed.elapsed();
     // Load keeps running until calls have succeeded for 2 s in a row.
-    let recovered = loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let last = *last_failure.lock().expect("lock");
-        if last.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) || (last.is_none() && killed.elapsed() > promoted)
-        {
-            break last.map_or(Duration::ZERO, |t| t - killed);
-        }
-        assert!(killed.elapsed() < Duration::from_secs(60), "the store never recovered");
-    };
-    stop.store(true, Ordering::Relaxed);
-    load.await.expect("load");
-    let slowest = slowest_ms.load(Ordering::Relaxed);
+    let seen = load.until_recovered(killed, promoted).await;
+    let slowest = seen.slowest_ms;
     println!(
         "sentinel failover: master {old} -> {new} promoted after {:.1} s; store calls failed {} times, \
          last failure {:.1} s after the kill; slowest call {slowest} ms",
         promoted.as_secs_f64(),
-        failed.load(Ordering::Relaxed),
-        recovered.as_secs_f64()
+        seen.failed,
+        seen.last_failure.as_secs_f64()
     );
     // Each call is bounded by the timeout (500 ms; a put also waits up to 250 ms for its replica).
     assert!(slowest <= 1_000, "a call hung for {slowest} ms");

@@ -22,7 +22,13 @@ pub struct Node {
 impl Node {
     fn start(args: Vec<String>, config: Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
+        let mut port = free_port();
+        // A cluster node also binds port + 10000 (the cluster bus).
+        while args.iter().any(|a| a == "--cluster-enabled")
+            && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_err()
+        {
+            port = free_port();
+        }
         let mut all = Vec::new();
         if let Some(text) = config {
             // Sentinels rewrite their config file: each gets its own copy.

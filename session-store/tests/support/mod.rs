@@ -2,6 +2,7 @@
 #![allow(dead_code, unused_imports)] // each test binary uses a subset
 
 pub mod conformance;
+pub mod load;
 pub use testkit::redis_server;
 
 use std::sync::Arc;
