@@ -32,7 +32,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import Envoy, free_port, listener_yaml, module_filter, sh  # noqa: E402
+from benchlib import Envoy, free_port, listener_yaml, module_filter, sh, start_idp  # noqa: E402
 from redislib import Cluster, Redis, SentinelGroup  # noqa: E402
 
 COOKIE = "__Host-oidc_session"
@@ -309,24 +309,14 @@ def main():
     tools = "source scripts/tools.sh && ensure_envoy >&2 && ensure_node_packages >&2 && build_module >&2"
     envoy_bin, node_bin, module_dir = sh(f"{tools} && echo $ENVOY_BIN && echo $NODE_BIN && echo $OIDC_MODULE_DIR").split()
     module_dir = args.module_dir or module_dir
-    import subprocess
 
     with tempfile.TemporaryDirectory() as work:
         redis = {"single": Single, "sentinel": SentinelGroup, "cluster": Cluster}[args.mode](work)
         idp_port = free_port()
         issuer = f"http://127.0.0.1:{idp_port}"
-        idp_log = open(os.path.join(work, "idp.log"), "w")
-        idp = subprocess.Popen([node_bin, "e2e/idp/vendor-op.mjs"], cwd=os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))), env=dict(os.environ, IDP_PORT=str(idp_port)), stdout=idp_log,
-            stderr=idp_log, start_new_session=True)
+        idp = start_idp(node_bin, idp_port, [], work, script="e2e/idp/vendor-op.mjs")
         envoys = []
         try:
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
             urllib.request.urlopen(urllib.request.Request(f"{issuer}/__test/profile", method="POST",
                                                           data=json.dumps({"unique_subjects": True, "discovery": {"userinfo_endpoint": None}}).encode(),
                                                           headers={"content-type": "application/json"}))

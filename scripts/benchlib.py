@@ -203,11 +203,12 @@ def login(start_url, user, resolve=None):
     return jars.get((start.hostname, start.port), {})
 
 
-def start_idp(node_bin, port, clients, workdir, cpu=None):
-    """The test IdP (e2e/idp/server.mjs) on `port` with these clients, once it answers
-    discovery; stop it with `.kill()`."""
+def start_idp(node_bin, port, clients, workdir, cpu=None, script="e2e/idp/server.mjs"):
+    """The test IdP (`script`: e2e/idp/server.mjs, or the second OP vendor-op.mjs, which
+    takes no clients) on `port` with these clients, once it answers discovery; stop it
+    with `.kill()`."""
     log = open(os.path.join(workdir, "idp.log"), "w")
-    cmd = [node_bin, os.path.join(ROOT, "e2e/idp/server.mjs")]
+    cmd = [node_bin, os.path.join(ROOT, script)]
     idp = subprocess.Popen((["taskset", "-c", cpu] if cpu else []) + cmd, stdout=log, stderr=log,
                            start_new_session=True,
                            env=dict(os.environ, IDP_PORT=str(port), IDP_CLIENTS=json.dumps(clients)))

@@ -133,15 +133,8 @@ impl Sessions {
     /// Loads a session missing from the cache; `None` if it ended or never existed.
     pub async fn load(&self, t: &OpenedTicket, now: u64) -> Result<Option<Arc<Session>>, SessionError> {
         let start = self.cache.read_start();
-        let Some(record) = self.store.get(&t.key).await? else {
+        let Some(session) = self.stored(t).await? else {
             return Ok(None);
-        };
-        let session = match decrypt_record(&t.ticket, &t.key, &record) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(key = ?t.key, error = %e, "stored session does not decrypt under its ticket; ignoring it");
-                return Ok(None);
-            }
         };
         if !session.is_live(now) {
             return Ok(None);
@@ -152,6 +145,20 @@ impl Sessions {
             return Ok(None);
         }
         Ok(Some(session))
+    }
+
+    /// The session as stored; `None` if absent or not readable under this ticket.
+    async fn stored(&self, t: &OpenedTicket) -> Result<Option<Session>, SessionError> {
+        let Some(record) = self.store.get(&t.key).await? else {
+            return Ok(None);
+        };
+        match decrypt_record(&t.ticket, &t.key, &record) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => {
+                tracing::warn!(key = ?t.key, error = %e, "stored session does not decrypt under its ticket; ignoring it");
+                Ok(None)
+            }
+        }
     }
 
     /// Stores a new session under a fresh id; returns the cookie value to set.
@@ -191,11 +198,10 @@ impl Sessions {
         let session = if session.is_partial() {
             // A cached copy marked used: the stored session with its new use times (the
             // tokens there may be newer, refreshed by another replica).
-            let Some(record) = self.store.get(&t.key).await? else {
+            let Some(mut full) = self.stored(t).await? else {
                 self.cache.apply(crate::store::Revocation::Session(t.key));
                 return Ok(None);
             };
-            let mut full = decrypt_record(&t.ticket, &t.key, &record)?;
             full.last_used_at = full.last_used_at.max(session.last_used_at);
             full.idle_expires_at = full.idle_expires_at.max(session.idle_expires_at);
             full

@@ -49,10 +49,10 @@ pub(super) struct RawRedis {
     tls: bool,
     #[serde(default)]
     replicas_to_ack: Option<u32>,
-    #[serde(default = "default_circuit_failures")]
-    circuit_failures: u32,
-    #[serde(default = "default_circuit_open_ms")]
-    circuit_open_ms: u64,
+    #[serde(default)]
+    circuit_failures: Option<u32>,
+    #[serde(default)]
+    circuit_open_ms: Option<u64>,
     #[serde(default)]
     username: Option<SecretSource>,
     #[serde(default)]
@@ -90,12 +90,6 @@ struct RawCluster {
     nodes: Vec<String>,
 }
 
-fn default_circuit_failures() -> u32 {
-    5
-}
-fn default_circuit_open_ms() -> u64 {
-    1_000
-}
 fn default_sentinel_check_secs() -> u64 {
     5
 }
@@ -218,8 +212,13 @@ impl TryFrom<RawStore> for StoreSettings {
             }
             cfg.replicas_to_ack = n;
         }
-        cfg.circuit_failures = r.circuit_failures;
-        cfg.circuit_open_for = Duration::from_millis(r.circuit_open_ms.max(1));
+        // Unset: the store's own defaults.
+        if let Some(n) = r.circuit_failures {
+            cfg.circuit_failures = n;
+        }
+        if let Some(ms) = r.circuit_open_ms {
+            cfg.circuit_open_for = Duration::from_millis(ms.max(1));
+        }
         Ok(StoreSettings::Redis(Box::new(cfg)))
     }
 }

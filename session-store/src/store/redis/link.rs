@@ -118,13 +118,18 @@ pub(super) fn certificates(tls: &RedisTls) -> TlsCertificates {
     }
 }
 
+/// Makes ring rustls' process-wide crypto provider (a second install attempt is a no-op);
+/// needed before any TLS connection to Redis.
+pub(super) fn use_ring() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A client for one server given by `info`, with TLS material when configured.
 pub(super) fn client(info: impl IntoConnectionInfo, tls: Option<&RedisTls>) -> Result<Client, StoreError> {
     let Some(tls) = tls else {
         return Client::open(info).map_err(StoreError::InvalidUrl);
     };
-    // rustls needs one process-wide crypto provider; a second install attempt is a no-op.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    use_ring();
     Client::build_with_tls(info, certificates(tls)).map_err(StoreError::InvalidUrl)
 }
 
@@ -226,7 +231,7 @@ async fn cluster(
         builder = builder.password(p.as_str());
     }
     if target.tls {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        use_ring();
         builder = builder.tls(redis::TlsMode::Secure);
         if let Some(t) = tls {
             builder = builder.certs(certificates(t));

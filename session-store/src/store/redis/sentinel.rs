@@ -12,7 +12,7 @@ use redis::{Client, TlsMode};
 use tokio::sync::{watch, Mutex, Notify};
 
 use super::config::{RedisTls, SentinelTarget};
-use super::link::{addr, certificates, manager, Conn, Pair};
+use super::link::{addr, certificates, manager, use_ring, Conn, Pair};
 use super::{classify, StoreError};
 
 /// Pause between attempts while no sentinel answers.
@@ -51,7 +51,7 @@ fn sentinel_client(target: &SentinelTarget, tls: Option<&RedisTls>) -> redis::Re
         b = b.set_client_to_sentinel_password(p.as_str());
     }
     if target.tls {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        use_ring();
         b = b
             .set_client_to_redis_tls_mode(TlsMode::Secure)
             .set_client_to_sentinel_tls_mode(TlsMode::Secure);
