@@ -6,7 +6,9 @@ divided by N is the side's cost. It repeats to about 0.5 % whatever else the mac
 does, so it is the figure to optimise against on a noisy machine.
 
 Sides (Envoy 1.40.0, one worker, a direct response so only the filter differs): no
-filter; a dynamic module whose hooks return at once (the floor of any module); Envoy's
+filter, on each request the other sides send (a session cookie or a bearer token costs
+Envoy the same to parse with or without a filter, so each side's "added" is over no
+filter with the same request bytes); a dynamic module whose hooks return at once (the floor of any module); Envoy's
 own `envoy.filters.http.oauth2` with valid cookies; this filter signed in (session cache
 hit, memory and Redis store), on a public route, with a bearer JWT, and unauthenticated
 (browser 302, API 401), and a login callback whose code the IdP refuses (a login's
@@ -202,6 +204,7 @@ def main():
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "envoy-oidc", "-p", "test-module"], cwd=ROOT, check=True)
 
     rows = []
+    shapes = {}  # request shape -> the headers a side sent with it
     n, warm = args.requests, args.warmup
     with tempfile.TemporaryDirectory() as work:
         idp_port = free_port()
@@ -217,9 +220,11 @@ def main():
                 e, out_dir = callgrind_envoy(envoy_bin, name, yaml, work, module_dir)
                 try:
                     ctx = prepare(e) if prepare else {}
-                    for label, path, headers, expect in sides(ctx):
+                    for label, path, headers, expect, shape in sides(ctx):
                         per_req, dumps = measure(e, out_dir, re.sub(r"[^a-z0-9]+", "_", label.lower()), n, warm, path, headers, expect)
-                        rows.append((label, per_req))
+                        rows.append((label, per_req, shape))
+                        if shape not in shapes:
+                            shapes[shape] = headers
                         print(f"{label:40}{per_req:>12,.0f}", flush=True)
                         if args.annotate and "oidc" in label:
                             annotate(dumps)
@@ -231,11 +236,10 @@ def main():
                     e.stop()
 
             html = {"accept": "text/html"}
-            if "plain" in want:
-                run("plain", hcm(""), lambda _: [("no filter", "/", html, 200)])
+            shapes["plain"] = html
             if "noop" in want:
                 run("noop", hcm(module_filter("test_module", "probe", '{"passthrough":true}')),
-                    lambda _: [("module no-op (floor)", "/", html, 200)])
+                    lambda _: [("module no-op (floor)", "/", html, 200, "plain")])
             if "oauth2" in want:
                 base = f"http://127.0.0.1:{gw_ports['oauth2']}"
 
@@ -247,7 +251,8 @@ def main():
                     return {"cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
 
                 run("oauth2", oauth2_filter(idp_port, base).replace("{PORT}", str(gw_ports["oauth2"])),
-                    lambda c: [("envoy oauth2 filter, valid cookies", "/", {**html, "cookie": c["cookie"]}, 200)],
+                    lambda c: [("envoy oauth2 filter, valid cookies", "/", {**html, "cookie": c["cookie"]}, 200,
+                                "oauth2 cookies")],
                     prepare=oauth2_login)
 
             def oidc_side(name, store):
@@ -292,13 +297,14 @@ def main():
             if "oidc" in want:
                 yaml, prepare = oidc_side("oidc", {"memory": {}})
                 run("oidc", yaml, lambda c: [
-                    ("oidc: session hit (memory store)", "/", {**html, "cookie": c["session"]}, 200),
-                    ("oidc: public route", "/public", html, 200),
+                    ("oidc: session hit (memory store)", "/", {**html, "cookie": c["session"]}, 200, "session cookie"),
+                    ("oidc: public route", "/public", html, 200, "plain"),
                     ("oidc: bearer JWT", "/", {"accept": "application/json",
-                                                "authorization": f"Bearer {c['token']}"}, 200),
-                    ("oidc: browser, no session (302)", "/", html, 302),
-                    ("oidc: API, no session (401)", "/", {"accept": "application/json"}, 401),
-                    ("oidc: callback, code refused (400)", c["callback"], {**html, "cookie": c["flow"]}, 400),
+                                                "authorization": f"Bearer {c['token']}"}, 200, "bearer token"),
+                    ("oidc: browser, no session (302)", "/", html, 302, "plain"),
+                    ("oidc: API, no session (401)", "/", {"accept": "application/json"}, 401, "plain"),
+                    ("oidc: callback, code refused (400)", c["callback"], {**html, "cookie": c["flow"]}, 400,
+                     "plain"),
                 ], prepare=prepare)
             if "redis" in want:
                 rport = free_port()
@@ -307,21 +313,28 @@ def main():
                 time.sleep(0.5)
                 yaml, prepare = oidc_side("redis", {"redis": {"url": {"inline": f"redis://127.0.0.1:{rport}"}}})
                 run("redis", yaml, lambda c: [
-                    ("oidc: session hit (Redis store)", "/", {**html, "cookie": c["session"]}, 200),
+                    ("oidc: session hit (Redis store)", "/", {**html, "cookie": c["session"]}, 200, "session cookie"),
                 ], prepare=prepare)
+            # Last: no filter on every request the sides sent (their bytes cost Envoy the
+            # same with or without a filter: a session cookie or a bearer token is parsed
+            # either way), so each side is compared with its own request.
+            if "plain" in want:
+                run("plain", hcm(""), lambda _: [(f"no filter ({shape})", "/", headers, 200, shape)
+                                                 for shape, headers in shapes.items()])
         finally:
             idp.kill()
             if redis:
                 redis.kill()
 
-    floor = dict(rows).get("no filter")
+    base = {shape: v for label, v, shape in rows if label == f"no filter ({shape})"}
     print(f"\nInstructions per request (callgrind, {n} keep-alive requests after {warm} warm-up; "
-          f"Envoy 1.40.0 --concurrency 1, direct response):")
-    print(f"{'side':40}{'instr/req':>12}{'added':>10}{'ratio':>8}")
-    for label, v in rows:
+          f"Envoy 1.40.0 --concurrency 1, direct response). 'added' is over no filter with the same request:")
+    print(f"{'side':44}{'request':>16}{'instr/req':>12}{'added':>10}{'ratio':>8}")
+    for label, v, shape in rows:
+        floor = base.get(shape)
         added = f"{v - floor:+,.0f}" if floor else ""
         ratio = f"{v / floor:.3f}" if floor else ""
-        print(f"{label:40}{v:>12,.0f}{added:>10}{ratio:>8}")
+        print(f"{label:44}{shape:>16}{v:>12,.0f}{added:>10}{ratio:>8}")
 
 
 if __name__ == "__main__":

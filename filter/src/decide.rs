@@ -4,43 +4,41 @@
 //! needs I/O comes back as [`Verdict::Async`]; the task ends in the same functions
 //! ([`for_session`], [`for_bearer`], [`unauthenticated`]), never in a second copy.
 
+use std::borrow::Cow;
+
 use envoy_module::TraceId;
 use session_store::{Check, OpenedTicket, Session};
 
 use crate::bearer;
 use crate::config::{ClientAuthorization, CrossSiteSignOut, HeaderSettings, RouteSettings};
 use crate::endpoints;
-use crate::failure::{Failure, FailureKind, ReplyFormat};
+use crate::failure::{Failure, FailureKind};
 use crate::gateway::Gateway;
+use crate::http::is_api;
 use crate::http::path;
+use crate::http::request::RequestHeaders;
 use crate::metrics::Metric;
 use crate::oidc::login::{self, LoginStart};
 use crate::oidc::refresh;
 use crate::session::identity;
 use async_filter::LocalReply;
 
-/// What the hook read from the request. Owned: the stream is mutated afterwards.
-#[derive(Debug, Clone)]
-pub struct Facts {
-    /// `:method`.
-    pub method: String,
+/// What the hook read from the request, borrowed from Envoy's header map: decided on
+/// before the stream is changed, so nothing is copied on the way to a verdict. (No
+/// `Debug`: it holds cookies and credentials.)
+pub struct Facts<'a> {
+    /// The headers the filter reads (method, accept, cookie lines, trace...).
+    pub req: &'a RequestHeaders<'a>,
     /// `:path` as sent (with the query).
-    pub path: String,
+    pub path: Cow<'a, str>,
     /// The route's rules (default: authenticate, no group rule).
     pub route: std::sync::Arc<RouteSettings>,
     /// Our session cookie's value, if sent.
-    pub session_cookie: Option<String>,
+    pub session_cookie: Option<&'a str>,
     /// Our login-flow cookies' names, oldest first.
-    pub flow_cookies: Vec<String>,
-    /// The `cookie` header the upstream gets: `None` when it holds nothing of ours (left
-    /// as it is), `Some(None)` when only ours (removed), `Some(Some(rest))` otherwise.
-    pub upstream_cookie: Option<Option<Vec<u8>>>,
-    /// Every `cookie` line, copied for the callback only (it reads the flow cookie).
-    pub cookie_header: Vec<Vec<u8>>,
+    pub flow_cookies: Vec<&'a str>,
     /// `Authorization: Bearer` token, read before any header is stripped.
-    pub bearer: Option<String>,
-    /// An API client (401) rather than a browser (302)?
-    pub api: bool,
+    pub bearer: Option<&'a str>,
     /// The path hides separators from route rules (`%2F`, `%5C`, `%2E%2E`) and such
     /// paths are refused.
     pub hidden_separators: bool,
@@ -48,18 +46,27 @@ pub struct Facts {
     pub other_site: bool,
     /// The redirect URI of a login started by this request, when its host has its own.
     pub redirect_uri: Option<url::Url>,
-    /// `content-type` of a back-channel logout request.
-    pub content_type: Option<Vec<u8>>,
-    /// How error replies are written for this client.
-    pub format: ReplyFormat,
-    /// The request's trace id.
-    pub trace: TraceId,
 }
 
-impl Facts {
+impl Facts<'_> {
     /// The path without query.
     pub fn bare_path(&self) -> &str {
         self.path.split('?').next().unwrap_or("/")
+    }
+
+    /// `:method` (empty when it is not text: it then matches no rule).
+    pub fn method(&self) -> &str {
+        std::str::from_utf8(self.req.method.unwrap_or(b"GET")).unwrap_or("")
+    }
+
+    /// The request's trace id (made when a log line or a reply needs it).
+    pub fn trace(&self) -> TraceId {
+        self.req.trace_id()
+    }
+
+    /// An API client (401) rather than a browser (302)?
+    pub fn api(&self, gw: &Gateway) -> bool {
+        is_api(&gw.settings.api, &self.path, self.req.accept, self.req.requested_with)
     }
 }
 
@@ -185,24 +192,20 @@ impl Decision {
 }
 
 /// Decides a request from its facts. No I/O.
-pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
+pub fn decide(gw: &Gateway, f: &Facts<'_>, now: u64) -> Decision {
     let paths = &gw.settings.paths;
     let bare = f.bare_path();
     if bare == paths.callback {
         if !gw.logins.exchange_allowed(gw.settings.max_logins_in_flight) {
             return login::busy();
         }
-        let lines: Vec<&[u8]> = f.cookie_header.iter().map(Vec::as_slice).collect();
-        return match endpoints::callback::check(gw, &f.path, &lines, now) {
+        return match endpoints::callback::check(gw, &f.path, &f.req.cookies, now) {
             Ok(mut cb) => {
                 // A new login in a browser that has a session replaces it: end the old one.
-                cb.replaces = f
-                    .session_cookie
-                    .as_deref()
-                    .and_then(|v| match gw.sessions.check(v, now) {
-                        Check::Hit(_, t) | Check::Miss(t) => Some(t),
-                        Check::Invalid(_) => None,
-                    });
+                cb.replaces = f.session_cookie.and_then(|v| match gw.sessions.check(v, now) {
+                    Check::Hit(_, t) | Check::Miss(t) => Some(t),
+                    Check::Invalid(_) => None,
+                });
                 Verdict::Async(Work::Callback(cb)).into()
             }
             Err(e) => {
@@ -215,14 +218,14 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
     if bare == paths.logout {
         // A sign-out another site sent may be a forged link or form: confirm or refuse.
         if f.other_site {
-            return match (gw.settings.sign_out.cross_site, f.method.as_str()) {
+            return match (gw.settings.sign_out.cross_site, f.method()) {
                 (CrossSiteSignOut::Confirm, "GET" | "HEAD") => {
                     Verdict::Reply(endpoints::sign_out::confirm_page(&paths.logout)).into()
                 }
                 _ => Verdict::Fail(Failure::new(FailureKind::Forbidden, "cross_site_sign_out")).into(),
             };
         }
-        let check = f.session_cookie.as_deref().map(|v| gw.sessions.check(v, now));
+        let check = f.session_cookie.map(|v| gw.sessions.check(v, now));
         return Verdict::Async(Work::SignOut(check)).into();
     }
     if bare == paths.signed_out {
@@ -232,7 +235,7 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
         return endpoints::ready::reply(gw);
     }
     if bare == paths.backchannel {
-        return if f.method == "POST" {
+        return if f.method() == "POST" {
             Verdict::AwaitBody.into()
         } else {
             Decision::counting(
@@ -250,12 +253,12 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
     }
 
     let pass = &gw.settings.pass_through;
-    if f.route.disabled || (!pass.is_empty() && pass.matches(&f.method, &path::normalize(bare))) {
+    if f.route.disabled || (!pass.is_empty() && pass.matches(f.method(), &path::normalize(bare))) {
         return Verdict::Pass.into();
     }
 
     let mut bad_cookie = false;
-    if let Some(value) = &f.session_cookie {
+    if let Some(value) = f.session_cookie {
         match gw.sessions.check(value, now) {
             Check::Hit(session, ticket) => {
                 if refresh::due(&gw.settings.refresh, &session, now) {
@@ -284,21 +287,21 @@ pub fn decide(gw: &Gateway, f: &Facts, now: u64) -> Decision {
                 return Decision::counting(Verdict::Async(work), Metric::CacheMiss);
             }
             Check::Invalid(reason) => {
-                tracing::debug!(trace_id = %f.trace, %reason, "session cookie rejected");
+                tracing::debug!(trace_id = %f.trace(), %reason, "session cookie rejected");
                 bad_cookie = true;
             }
         }
     }
     if gw.settings.bearer.enabled {
-        if let Some(token) = &f.bearer {
+        if let Some(token) = f.bearer {
             return bearer::decide(gw, token, &f.route, now);
         }
     }
     unauthenticated(gw, next_step(gw, f, bad_cookie), now)
 }
 
-fn next_step(gw: &Gateway, f: &Facts, clear_cookie: bool) -> Unauthenticated {
-    if f.api {
+fn next_step(gw: &Gateway, f: &Facts<'_>, clear_cookie: bool) -> Unauthenticated {
+    if f.api(gw) {
         return Unauthenticated::Api;
     }
     // The reply adds one flow: drop the oldest so at most `max_login_flows` remain.
@@ -315,7 +318,7 @@ fn next_step(gw: &Gateway, f: &Facts, clear_cookie: bool) -> Unauthenticated {
     Unauthenticated::Browser(LoginStart {
         target: path::same_origin_target(&f.path),
         clear_cookie,
-        stale_flows: f.flow_cookies[..excess].to_vec(),
+        stale_flows: f.flow_cookies[..excess].iter().map(|n| (*n).to_owned()).collect(),
         params,
         redirect_uri: f.redirect_uri.clone(),
     })

@@ -235,7 +235,7 @@ impl ReplyFormat {
     /// HTML when the client accepts it.
     pub fn for_accept(accept: Option<&[u8]>) -> Self {
         match accept {
-            Some(a) if String::from_utf8_lossy(a).to_ascii_lowercase().contains("text/html") => ReplyFormat::Html,
+            Some(a) if crate::http::accepts_html(a) => ReplyFormat::Html,
             _ => ReplyFormat::Json,
         }
     }

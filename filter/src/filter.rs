@@ -2,6 +2,7 @@
 //! and applies the answer. Only this file touches the stream; nothing here blocks, and
 //! I/O goes to the async core and comes back in `on_scheduled`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_filter::{AsyncError, Completed, Outcome, Pending, TaskFailure, COMPLETION_EVENT};
@@ -13,9 +14,17 @@ use crate::endpoints::backchannel;
 use crate::failure::{Failure, FailureKind, ReplyFormat};
 use crate::gateway::Gateway;
 use crate::http::request::RequestHeaders;
-use crate::http::{bearer_token, cookies, from_other_site, is_api, is_identity_header, path};
+use crate::http::{bearer_token, cookies, from_other_site, is_identity_header, path};
 use crate::realms::Realms;
 use crate::work;
+
+/// The facts of a request, and the `cookie` header its upstream gets: `None` when it
+/// holds nothing of ours (left as it is), `Some(None)` when only ours (removed),
+/// `Some(Some(rest))` otherwise.
+struct Gathered<'a> {
+    facts: Facts<'a>,
+    upstream_cookie: Option<Option<Vec<u8>>>,
+}
 
 /// How a stream's error replies are written: decided once from its request.
 struct Replying {
@@ -62,30 +71,19 @@ impl OidcFilter {
         }
     }
 
-    /// Reads the request: owned facts, so the stream can be changed afterwards.
-    fn gather(&self, req: &RequestHeaders<'_>, path: String, route: Arc<RouteSettings>) -> Facts {
+    /// Reads the request, borrowing what it can: the decision is made before the stream
+    /// is changed.
+    fn gather<'a>(&self, req: &'a RequestHeaders<'a>, path: Cow<'a, str>, route: Arc<RouteSettings>) -> Gathered<'a> {
         let settings = &self.gw.settings;
-        let method = String::from_utf8_lossy(req.method.unwrap_or(b"GET")).into_owned();
         // One pass over the cookie lines: our session cookie, login flows, and what the
         // upstream keeps.
         let foreign = &self.realms.all()[self.realm].foreign_cookies;
         let (session_cookie, flow_cookies, upstream_cookie) =
             match cookies::split_ours(&req.cookies, &settings.cookie, foreign) {
-                Some(split) => (
-                    split.session.map(str::to_owned),
-                    split.flows.into_iter().map(str::to_owned).collect(),
-                    Some(split.rest),
-                ),
+                Some(split) => (split.session, split.flows, Some(split.rest)),
                 None => (None, Vec::new(), None),
             };
         let bare = path.split('?').next().unwrap_or("/");
-        // Only the callback reads the flow cookie: copy the lines for it alone.
-        let cookie_header = if bare == settings.paths.callback {
-            req.cookies.iter().map(|l| l.to_vec()).collect()
-        } else {
-            Vec::new()
-        };
-        let api = is_api(&settings.api, &path, req.accept, req.requested_with);
         // Any route's rules could be walked around with such a path (the app decodes it
         // behind a route without rules), so the filter cannot tell where it is safe.
         let hidden_separators =
@@ -99,34 +97,20 @@ impl OidcFilter {
             let origin = redirect_uri.as_ref().map(|u| u.origin().ascii_serialization());
             from_other_site(req.fetch_site, req.origin, origin.as_deref().unwrap_or(&self.gw.origin))
         };
-        let is_backchannel = bare == settings.paths.backchannel;
-        Facts {
-            route,
-            session_cookie,
-            flow_cookies,
-            upstream_cookie,
-            cookie_header,
+        let facts = Facts {
+            req,
             // Read before the identity headers are stripped: with `headers.access_token`
             // the client's `authorization` is one of them.
-            bearer: req.authorization.and_then(bearer_token).map(str::to_owned),
-            api,
+            bearer: req.authorization.and_then(bearer_token),
+            session_cookie,
+            flow_cookies,
             hidden_separators,
             other_site,
             redirect_uri,
-            content_type: if is_backchannel {
-                req.content_type.map(<[u8]>::to_vec)
-            } else {
-                None
-            },
-            format: if is_backchannel {
-                ReplyFormat::Json
-            } else {
-                ReplyFormat::for_accept(req.accept)
-            },
-            trace: req.trace_id(),
-            method,
+            route,
             path,
-        }
+        };
+        Gathered { facts, upstream_cookie }
     }
 
     /// The identity headers the client sent, of any of the config's IdPs (the app behind
@@ -169,7 +153,7 @@ impl OidcFilter {
             .map_or_else(RouteSettings::none, Arc::clone);
         let all = s.headers(HeaderKind::Request);
         let req = RequestHeaders::read(&all);
-        let path = String::from_utf8_lossy(req.path.unwrap_or(b"/")).into_owned();
+        let path = String::from_utf8_lossy(req.path.unwrap_or(b"/"));
         if self.realms.all().len() > 1 {
             let bare = path.split('?').next().unwrap_or("/");
             match self.realms.select(req.authority, route.idp.as_deref(), bare) {
@@ -188,11 +172,36 @@ impl OidcFilter {
                 }
             }
         }
-        let facts = self.gather(&req, path, route);
-        let has_authorization = req.authorization.is_some();
+        let Gathered { facts, upstream_cookie } = self.gather(&req, path, route);
         let spoofed = self.spoofed(&all);
         let decision = decide::decide(&self.gw, &facts, self.gw.clock.now());
+        let goes_upstream = matches!(decision.verdict, Verdict::Pass | Verdict::Admit(_) | Verdict::Async(_));
+        // A request admitted or passed at once meets no error page later: what such a page
+        // needs (trace id, reply format, retry link) is made only for the others.
+        if !matches!(decision.verdict, Verdict::Pass | Verdict::Admit(_)) {
+            self.replying = Some(self.replying_for(&facts));
+        }
+        let strip_authorization = goes_upstream
+            && req.authorization.is_some()
+            && decision.verdict.strips_authorization(&self.gw.settings.headers);
+        // The borrowed facts end here: the stream may change from now on.
+        drop(facts);
+        if goes_upstream {
+            self.scrub(s, spoofed, upstream_cookie, strip_authorization);
+        }
+        self.apply(s, decision, false)
+    }
+
+    /// How error replies of this stream are written, from its request.
+    fn replying_for(&mut self, f: &Facts<'_>) -> Replying {
         let paths = &self.gw.settings.paths;
+        let bare = f.bare_path();
+        let backchannel = bare == paths.backchannel;
+        if backchannel {
+            self.logout_content_type = f.req.content_type.map(<[u8]>::to_vec);
+        }
+        // "Try again" from an error at one of our endpoints starts over at home (the
+        // callback's URL would only fail again); elsewhere it retries the request.
         let own = [
             &paths.callback,
             &paths.logout,
@@ -200,29 +209,16 @@ impl OidcFilter {
             &paths.backchannel,
             &paths.ready,
         ];
-        // "Try again" from an error at one of our endpoints starts over at home (the
-        // callback's URL would only fail again); elsewhere it retries the request.
-        let ours = own.iter().any(|p| p.as_str() == facts.bare_path());
-        let Facts {
-            path,
-            trace,
-            format,
-            content_type,
-            upstream_cookie,
-            ..
-        } = facts;
-        self.logout_content_type = content_type;
-        self.replying = Some(Replying {
-            format,
-            retry_path: (!ours).then_some(path),
-            trace,
-        });
-        if matches!(decision.verdict, Verdict::Pass | Verdict::Admit(_) | Verdict::Async(_)) {
-            let strip_authorization =
-                has_authorization && decision.verdict.strips_authorization(&self.gw.settings.headers);
-            self.scrub(s, spoofed, upstream_cookie, strip_authorization);
+        let ours = own.iter().any(|p| p.as_str() == bare);
+        Replying {
+            format: if backchannel {
+                ReplyFormat::Json
+            } else {
+                ReplyFormat::for_accept(f.req.accept)
+            },
+            retry_path: (!ours).then(|| f.path.clone().into_owned()),
+            trace: f.trace(),
         }
-        self.apply(s, decision, false)
     }
 
     /// Applies a decision to the stream; `resumed` after async work (the stream is

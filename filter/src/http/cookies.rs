@@ -9,11 +9,30 @@ fn trim(b: &[u8]) -> &[u8] {
     b.trim_ascii()
 }
 
+/// A cookie line's `;`-separated pieces, found with `memchr` (a session cookie's long
+/// value is skipped a word at a time, not byte by byte).
+fn crumbs(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(line);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b';', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
 /// Every `name=value` pair across all `cookie` header lines, in order, as bytes: a
 /// non-UTF-8 byte in one cookie (another app's, or an attacker's) must not hide the
 /// others on the same line.
 pub fn pairs<'a, 'l>(lines: &'l [&'a [u8]]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'l {
-    lines.iter().flat_map(|l| l.split(|b| *b == b';')).filter_map(|c| {
+    lines.iter().flat_map(|l| crumbs(l)).filter_map(|c| {
         let c = trim(c);
         let eq = c.iter().position(|b| *b == b'=')?;
         let value = trim(&c[eq + 1..]);
@@ -151,6 +170,13 @@ mod tests {
         assert_eq!(find(&lines, "__Host-oidc_session"), Some("abc"));
         assert_eq!(find(&lines, "b"), Some("2"));
         assert_eq!(find(&lines, "missing"), None);
+        let ragged: [&[u8]; 1] = [b";a=1;;  b=2 ;c=3;"];
+        let all: Vec<_> = pairs(&ragged).collect();
+        assert_eq!(
+            all,
+            vec![(&b"a"[..], &b"1"[..]), (b"b", b"2"), (b"c", b"3")],
+            "empty pieces skipped"
+        );
     }
 
     #[test]

@@ -60,6 +60,11 @@ pub fn from_other_site(fetch_site: Option<&[u8]>, origin: Option<&[u8]>, our_ori
     origin.is_some_and(|o| !o.eq_ignore_ascii_case(our_origin.as_bytes()))
 }
 
+/// Whether an `accept` value names `text/html` (in any case).
+pub fn accepts_html(accept: &[u8]) -> bool {
+    accept.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html"))
+}
+
 /// Whether a request is an API call (gets 401) rather than a browser navigation (302).
 pub fn is_api(matcher: &ApiMatcher, path: &str, accept: Option<&[u8]>, xhr: Option<&[u8]>) -> bool {
     if matcher.path_prefixes.iter().any(|p| path.starts_with(p.as_str())) {
@@ -69,8 +74,7 @@ pub fn is_api(matcher: &ApiMatcher, path: &str, accept: Option<&[u8]>, xhr: Opti
         return true;
     }
     if matcher.detect_accept {
-        let accept = accept.map(|a| String::from_utf8_lossy(a).to_ascii_lowercase());
-        return !accept.is_some_and(|a| a.contains("text/html"));
+        return !accept.is_some_and(accepts_html);
     }
     false
 }
@@ -98,6 +102,8 @@ mod tests {
             "Accept without HTML"
         );
         assert!(is_api(&m(), "/page", None, None), "no Accept at all");
+        assert!(!is_api(&m(), "/page", Some(b"Text/HTML;q=1"), None), "any case");
+        assert!(is_api(&m(), "/page", Some(b"text/htm"), None), "a prefix is not HTML");
     }
 
     #[test]

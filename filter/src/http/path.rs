@@ -31,6 +31,10 @@ pub fn normalize(raw: &str) -> String {
 /// `/public%2F..%2Fadmin`, so the filter refuses such a path wherever rules are in force.
 pub fn hides_separators(raw: &str) -> bool {
     let path = raw.split(['?', '#']).next().unwrap_or("/");
+    // Most paths have neither: one scan, no copy.
+    if !path.bytes().any(|b| b == b'%' || b == b'\\') {
+        return false;
+    }
     let lower = path.to_ascii_lowercase();
     if lower.contains("%2f") || lower.contains("%5c") || path.contains('\\') {
         return true;

@@ -72,7 +72,7 @@ pub fn start(
     redirect_uri: Option<&url::Url>,
     now: u64,
 ) -> Result<LoginRedirect, session_store::SealError> {
-    let redirect_uri = redirect_uri.unwrap_or(&gw.settings.provider.redirect_uri).to_string();
+    let redirect_url = redirect_uri.unwrap_or(&gw.settings.provider.redirect_uri);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut req = provider
         .client
@@ -82,8 +82,9 @@ pub fn start(
             Nonce::new_random,
         )
         .set_pkce_challenge(challenge)
+        // Already parsed (config or host table): cloned, never parsed again per login.
         .set_redirect_uri(std::borrow::Cow::Owned(openidconnect::RedirectUrl::from_url(
-            url::Url::parse(&redirect_uri).unwrap_or_else(|_| gw.settings.provider.redirect_uri.clone()),
+            redirect_url.clone(),
         )));
     for scope in gw.settings.provider.scopes.iter().filter(|s| *s != "openid") {
         req = req.add_scope(Scope::new(scope.clone()));
@@ -106,7 +107,7 @@ pub fn start(
         nonce: nonce.secret().clone(),
         verifier: verifier.secret().clone(),
         target,
-        redirect_uri,
+        redirect_uri: redirect_url.to_string(),
     };
     let sealed = gw.sessions.sealer().seal(&name, &flow, now + FLOW_TTL_SECS)?;
     Ok(LoginRedirect {
