@@ -141,6 +141,9 @@ impl AsyncCore {
     {
         let rt = runtime()?;
         let guard = self.reserve()?;
+        // Moved from here on by pointer: a login's future is kilobytes (the HTTP client's
+        // state inlined), and each move of it by value was a memcpy on the worker.
+        let task = Box::pin(task);
         let trace_id = stream.trace_id();
         let scheduler = stream.new_scheduler();
         let slot = Arc::new(Mutex::new(Slot {
@@ -179,6 +182,7 @@ impl AsyncCore {
     {
         let rt = runtime()?;
         let guard = self.reserve()?;
+        let task = Box::pin(task);
         let deadline = self.limits.deadline;
         rt.spawn(async move {
             let _guard = guard;

@@ -349,10 +349,9 @@ impl HttpFilter for OidcFilter {
         self.awaiting_logout_body = false;
         let gw = self.gw.clone();
         let content_type = self.logout_content_type.take();
-        self.spawn(
-            s,
-            async move { backchannel::run(&gw, &body, content_type.as_deref()).await },
-        );
+        self.spawn(s, async move {
+            Box::pin(backchannel::run(&gw, &body, content_type.as_deref())).await
+        });
         BodyStatus::StopIterationAndBuffer
     }
 

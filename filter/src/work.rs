@@ -13,7 +13,9 @@ use crate::oidc::login::{self, LoginStart};
 use crate::oidc::refresh::RefreshOutcome;
 use crate::oidc::tokens::{TokenError, Verifier};
 
-/// Runs one piece of work to its decision (never [`Verdict::Async`] again).
+/// Runs one piece of work to its decision (never [`Verdict::Async`] again). Each kind of
+/// work is boxed: this future stays a few words, so the worker moves (and the runtime
+/// polls) no kilobytes of HTTP-client state for work that does not need it.
 pub async fn run(gw: Arc<Gateway>, work: Work) -> Decision {
     match work {
         Work::Session {
@@ -21,15 +23,15 @@ pub async fn run(gw: Arc<Gateway>, work: Work) -> Decision {
             cached,
             route,
             next,
-        } => session(&gw, ticket, cached, route, next).await,
-        Work::Bearer { token, route } => bearer(&gw, token, route).await,
-        Work::Introspect { token, route } => introspect(&gw, token, route).await,
-        Work::Login(next) => login(&gw, next).await,
+        } => Box::pin(session(&gw, ticket, cached, route, next)).await,
+        Work::Bearer { token, route } => Box::pin(bearer(&gw, token, route)).await,
+        Work::Introspect { token, route } => Box::pin(introspect(&gw, token, route)).await,
+        Work::Login(next) => Box::pin(login(&gw, next)).await,
         Work::Callback(cb) => {
             let _counted = gw.logins.enter();
-            endpoints::callback::complete(&gw, cb).await
+            Box::pin(endpoints::callback::complete(&gw, cb)).await
         }
-        Work::SignOut(check) => endpoints::sign_out::run(&gw, check).await,
+        Work::SignOut(check) => Box::pin(endpoints::sign_out::run(&gw, check)).await,
     }
 }
 

@@ -9,7 +9,7 @@ use crate::decide::{Decision, Verdict};
 use crate::error::CallbackError;
 use crate::failure::Failure;
 use crate::gateway::Gateway;
-use crate::http::{cookies, path, query_param};
+use crate::http::{cookies, path};
 use crate::metrics::Metric;
 use crate::oidc::code;
 use crate::oidc::login::{flow_cookie_name, FlowState};
@@ -36,9 +36,39 @@ impl std::fmt::Debug for CheckedCallback {
     }
 }
 
+/// The callback's parameters, read in one pass over the query (the first of each wins).
+#[derive(Default)]
+struct CallbackQuery {
+    error: Option<String>,
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+}
+
+impl CallbackQuery {
+    fn parse(path: &str) -> Self {
+        let mut q = Self::default();
+        let Some((_, query)) = path.split_once('?') else {
+            return q;
+        };
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match &*k {
+                "error" => &mut q.error,
+                "code" => &mut q.code,
+                "state" => &mut q.state,
+                "iss" => &mut q.iss,
+                _ => continue,
+            };
+            slot.get_or_insert_with(|| v.into_owned());
+        }
+        q
+    }
+}
+
 /// The synchronous checks, in the order RFC 9700 / RFC 9207 want them.
 pub fn check(gw: &Gateway, path: &str, cookie_lines: &[&[u8]], now: u64) -> Result<CheckedCallback, CallbackError> {
-    if let Some(error) = query_param(path, "error") {
+    let query = CallbackQuery::parse(path);
+    if let Some(error) = query.error {
         // Keep only a safe token of the IdP's error for logs and the page.
         let error: String = error
             .chars()
@@ -47,7 +77,7 @@ pub fn check(gw: &Gateway, path: &str, cookie_lines: &[&[u8]], now: u64) -> Resu
             .collect();
         return Err(CallbackError::IdpRejected(error));
     }
-    let (Some(code), Some(state)) = (query_param(path, "code"), query_param(path, "state")) else {
+    let (Some(code), Some(state)) = (query.code, query.state) else {
         return Err(CallbackError::MissingParameters);
     };
     let name = flow_cookie_name(&gw.settings.cookie.flow_prefix, &state).ok_or(CallbackError::UnknownState)?;
@@ -61,7 +91,7 @@ pub fn check(gw: &Gateway, path: &str, cookie_lines: &[&[u8]], now: u64) -> Resu
         return Err(CallbackError::StateMismatch);
     }
     // RFC 9207 §2.4: compare `iss` exactly when present; require it when promised.
-    match query_param(path, "iss") {
+    match query.iss {
         Some(iss) if iss != gw.settings.provider.issuer => return Err(CallbackError::IssuerMismatch),
         None if gw.provider.current().is_some_and(|p| p.iss_parameter_supported) => {
             return Err(CallbackError::IssuerMismatch)
@@ -110,5 +140,21 @@ pub async fn complete(gw: &Gateway, cb: CheckedCallback) -> Decision {
             let label = failure.reason;
             Decision::counting(Verdict::Fail(failure), Metric::LoginFailed(label))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallbackQuery;
+
+    #[test]
+    fn one_pass_reads_each_parameter_once() {
+        let q = CallbackQuery::parse("/cb?state=s1&code=a%2Bb&x=1&state=s2&iss=https%3A%2F%2Fidp");
+        assert_eq!(q.code.as_deref(), Some("a+b"));
+        assert_eq!(q.state.as_deref(), Some("s1"), "the first value wins");
+        assert_eq!(q.iss.as_deref(), Some("https://idp"));
+        assert_eq!(q.error, None);
+        let none = CallbackQuery::parse("/cb");
+        assert!(none.code.is_none() && none.state.is_none() && none.iss.is_none() && none.error.is_none());
     }
 }
