@@ -304,7 +304,7 @@ def main():
                     ("oidc: browser, no session (302)", "/", html, 302, "plain"),
                     ("oidc: API, no session (401)", "/", {"accept": "application/json"}, 401, "plain"),
                     ("oidc: callback, code refused (400)", c["callback"], {**html, "cookie": c["flow"]}, 400,
-                     "plain"),
+                     "flow cookie"),
                 ], prepare=prepare)
             if "redis" in want:
                 rport = free_port()

@@ -14,13 +14,15 @@ a valid session cookie) for --seconds, in three phases:
                (302 + flow cookie) -> callback (the code exchange held at the IdP), so
                ~500 callbacks are always in flight. A browser shown the busy page (503)
                waits its Retry-After before trying again, as a person would.
-The drivers (the browsers' loops, the IdP) run at nice 10 beside hey on the load core, so
-what hey measures is Envoy, not its neighbours on the client side.
+The drivers (the browsers' loops, the IdP) run at nice 10 beside hey on the load core,
+and hey itself SCHED_FIFO, so what hey measures is Envoy, not hey's own wait for the load
+core behind its neighbours on the client side. Control and disturbed swap order every
+round; the ratio is the median of the rounds' ratios.
 
 Prints p50/p99 of each phase, disturbed/control p99 (target <= 1.1), login cycles per
 second, and the CPU per login cycle of Envoy's worker thread (above the control phase's)
 and of the filter's runtime threads, from /proc/<pid>/task/*/stat. Usage:
-scripts/bench_isolation.py [--rounds 3] [--seconds 10] [--idp slow,hang]
+scripts/bench_isolation.py [--rounds 5] [--seconds 10] [--idp slow,hang]
 """
 import argparse
 import asyncio
@@ -146,7 +148,7 @@ def phase(gw, issuer, idp_port, args, headers, kind, warmup):
         driver.start()
         time.sleep(warmup)  # every browser in its steady state
     cpu0, t0 = thread_cpu(gw.proc.pid), time.monotonic()
-    codes, p50, p99 = hey(gw.port, args.rate, args.seconds, headers)
+    codes, p50, p99 = hey(gw.port, args.rate, args.seconds, headers, realtime=True)
     n, bad = sum(codes.values()), sum(k for c, k in codes.items() if c != 200)
     cpu1, t1 = thread_cpu(gw.proc.pid), time.monotonic()
     stop.set()
@@ -171,7 +173,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--stall-ms", type=int, default=2000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--idp", default="slow,hang", help="IdP behaviours to run: slow (answers after --stall-ms), hang")
     ap.add_argument("--config", default="{}", help="JSON merged into the filter's config")
     ap.add_argument("--module-dir", help="load libenvoy_oidc.so from here (another build, for a before/after)")
@@ -200,22 +202,26 @@ def main():
         os.setpriority(os.PRIO_PROCESS, idp.pid, DRIVER_NICE)
         procs = []
         try:
-            upstream = Envoy(envoy_bin, "upstream", listener_yaml("", 1, direct=True), work, LOAD_CPU)
+            # A direct response behind the filter: no upstream process shares the load core.
             gw = Envoy(envoy_bin, "oidc", listener_yaml(module_filter("envoy_oidc", "oidc", json.dumps(config)),
-                                                        upstream.port, direct=False, listen_port=gw_port),
+                                                        1, direct=True, listen_port=gw_port),
                        work, PROXY_CPU, module_dir=module_dir)
-            procs += [upstream, gw]
+            procs += [gw]
             cookies = login(f"{base}/", "alice")
             if "__Host-oidc_session" not in cookies:
                 sys.exit(f"login failed; cookies: {list(cookies)}")
             headers = ["accept: text/html", f"cookie: __Host-oidc_session={cookies['__Host-oidc_session']}"]
             hey(gw.port, args.rate, 2, headers)  # warm up
-            for _ in range(args.rounds):
+            for r in range(args.rounds):
                 for b in chosen:
                     ms = behaviours[b][0]
                     stall(issuer, ms)
                     warmup = min(ms / 1000, idp_timeout_s) + 2
-                    for kind in ("undisturbed", "control", "disturbed"):
+                    # Control and disturbed swap places every round: neither always runs
+                    # on a machine that has warmed up (or drifted) for longer.
+                    order = ("undisturbed", "control", "disturbed") if r % 2 == 0 else \
+                        ("undisturbed", "disturbed", "control")
+                    for kind in order:
                         runs[b][kind].append(phase(gw, issuer, idp_port, args, headers, kind, warmup))
                     stall(issuer, 0)
         finally:

@@ -230,10 +230,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def hey(port, rate, seconds, headers=(), workers=8):
-    """Open-loop load at `rate` req/s (hey -q) on the load core: ({status: count}, p50 ms, p99 ms)."""
+def hey(port, rate, seconds, headers=(), workers=8, realtime=False):
+    """Open-loop load at `rate` req/s (hey -q) on the load core: ({status: count}, p50 ms, p99 ms).
+    `realtime`: hey runs SCHED_FIFO, so what it times is the proxy, not its own wait for the
+    load core behind other client-side processes."""
     header_args = [a for h in headers for a in ("-H", h)]
-    out = subprocess.run(["taskset", "-c", LOAD_CPU, "hey", "-disable-redirects", "-z", f"{seconds}s",
+    rt = ["chrt", "-f", "20"] if realtime else []
+    out = subprocess.run([*rt, "taskset", "-c", LOAD_CPU, "hey", "-disable-redirects", "-z", f"{seconds}s",
                           "-c", str(workers), "-q", str(max(1, rate // workers)), *header_args,
                           f"http://127.0.0.1:{port}/"], check=True, capture_output=True, text=True).stdout
     codes = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
