@@ -17,7 +17,7 @@ mod core;
 mod outcome;
 mod runtime;
 
-pub use crate::core::{AsyncCore, Completed, Limits, Pending, TaskFailure, COMPLETION_EVENT, WORKER_COMPLETIONS};
+pub use crate::core::{AsyncCore, Completed, Limits, Pending, TaskFailure, COMPLETION_EVENT, PACE, WORKER_COMPLETIONS};
 pub use crate::outcome::{HeaderEdit, LocalReply, Outcome};
 pub use crate::runtime::RuntimeSettings;
 pub use crate::runtime::{configure as configure_runtime, runtime, AsyncError};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_filter::{
-    AsyncCore, AsyncError, Completed, HeaderEdit, Limits, LocalReply, Outcome, TaskFailure, COMPLETION_EVENT,
+    AsyncCore, AsyncError, Completed, HeaderEdit, Limits, LocalReply, Outcome, TaskFailure, COMPLETION_EVENT, PACE,
     WORKER_COMPLETIONS,
 };
 use envoy_module::testing::{FakeStream, SchedulerLog};
@@ -224,6 +224,49 @@ fn many_concurrent_tasks_all_complete() {
         done.iter().all(|d| *d)
     });
     wait_for("all slots released", || core.in_flight() == 0);
+}
+
+#[test]
+fn paced_results_reach_a_worker_spaced_and_hold_back_no_other_result() {
+    let core = core(1_000, 5_000);
+    let n = 40;
+    let mut streams: Vec<FakeStream> = (0..=n).map(|_| stream()).collect();
+    let start = Instant::now();
+    let mut pendings: Vec<_> = streams[..n]
+        .iter_mut()
+        .map(|s| {
+            core.spawn_paced(s, async { Outcome::Continue(Vec::new()) })
+                .expect("spawn")
+        })
+        .collect();
+    // Signed-in work spawned behind the wave.
+    pendings.push(
+        core.spawn(&mut streams[n], async { Outcome::Continue(Vec::new()) })
+            .expect("spawn"),
+    );
+    // As a worker does: take each result once committed, noting when.
+    let mut taken: Vec<Option<Duration>> = vec![None; n + 1];
+    wait_for("every result", || {
+        for (i, (s, p)) in streams.iter_mut().zip(&pendings).enumerate() {
+            if taken[i].is_none() && !s.schedulers.committed().is_empty() {
+                assert!(matches!(apply(p, s), Completed::Done(())));
+                taken[i] = Some(start.elapsed());
+            }
+        }
+        taken.iter().all(Option::is_some)
+    });
+    let paced: Vec<Duration> = taken[..n].iter().flatten().copied().collect();
+    let last = paced.iter().max().copied().unwrap_or_default();
+    let spacing = PACE * u32::try_from(n - 1).unwrap_or(u32::MAX);
+    assert!(
+        last >= spacing,
+        "{n} paced results within {last:?}, expected at least {spacing:?}"
+    );
+    let prompt = taken[n].unwrap_or_default();
+    assert!(
+        prompt < last / 2,
+        "the other result came at {prompt:?}, behind the paced wave ending at {last:?}"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use async_filter::{AsyncError, Completed, Outcome, Pending, TaskFailure, COMPLET
 use envoy_module::{BodyStatus, HeaderKind, HeadersStatus, HttpFilter, HttpStream, TraceId};
 
 use crate::config::{EncodedSeparators, RouteSettings};
-use crate::decide::{self, Admission, Decision, Facts, Verdict};
+use crate::decide::{self, Admission, Decision, Facts, Verdict, Work};
 use crate::endpoints::backchannel;
 use crate::failure::{Failure, FailureKind, ReplyFormat};
 use crate::gateway::Gateway;
@@ -252,8 +252,10 @@ impl OidcFilter {
                 HeadersStatus::StopIteration
             }
             Verdict::Async(w) => {
+                // Logins may wait at the IdP and end in waves: their results are paced.
+                let paced = matches!(w, Work::Callback(_) | Work::Login(_));
                 let gw = self.gw.clone();
-                self.spawn(s, work::run(gw, w))
+                self.spawn(s, work::run(gw, w), paced)
             }
         }
     }
@@ -307,8 +309,14 @@ impl OidcFilter {
         &mut self,
         s: &mut dyn HttpStream,
         task: impl std::future::Future<Output = Decision> + Send + 'static,
+        paced: bool,
     ) -> HeadersStatus {
-        match self.gw.core.spawn(s, task) {
+        let started = if paced {
+            self.gw.core.spawn_paced(s, task)
+        } else {
+            self.gw.core.spawn(s, task)
+        };
+        match started {
             Ok(p) => self.task = Some(p),
             Err(e) => {
                 let failure = match e {
@@ -349,9 +357,8 @@ impl HttpFilter for OidcFilter {
         self.awaiting_logout_body = false;
         let gw = self.gw.clone();
         let content_type = self.logout_content_type.take();
-        self.spawn(s, async move {
-            Box::pin(backchannel::run(&gw, &body, content_type.as_deref())).await
-        });
+        let task = async move { Box::pin(backchannel::run(&gw, &body, content_type.as_deref())).await };
+        self.spawn(s, task, false);
         BodyStatus::StopIterationAndBuffer
     }
 
