@@ -47,7 +47,7 @@ struct Pace(Mutex<Instant>);
 impl Pace {
     /// Reserves the next slot (now, if the last one is past) and returns it.
     fn reserve(&self, every: Duration) -> Instant {
-        let mut next = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = lock(&self.0);
         let at = (*next).max(Instant::now());
         *next = at + every;
         at
@@ -108,9 +108,9 @@ struct Slot<T> {
     permit: Option<OwnedSemaphorePermit>,
 }
 
-fn lock<T>(slot: &Mutex<Slot<T>>) -> MutexGuard<'_, Slot<T>> {
-    // The slot holds plain data, consistent even if a holder panicked.
-    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
+    // A slot and a pace hold plain data, consistent even if a holder panicked.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Counts one in-flight task for as long as it exists, however it ends.
