@@ -222,12 +222,21 @@ def start_idp(node_bin, port, clients, workdir, cpu=None, script="e2e/idp/server
     sys.exit(f"the IdP did not start: see {log.name}")
 
 
+_GIVEN_PORTS = set()
+
+
 def free_port():
+    """A free loopback port never handed out before by this process (the kernel may give
+    a just-closed port again: two servers told the same port leave one unbound)."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 def hey(port, rate, seconds, headers=(), workers=8, realtime=False):

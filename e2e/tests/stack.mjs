@@ -9,15 +9,26 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+// Ports this process was given: the kernel may hand a just-closed port out again, and
+// two servers told the same port leave the second unbound (Envoy once lost its listener
+// to the echo app that way, and the tests then talked to the app).
+const given = new Set();
+
 async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const { port } = s.address();
+        s.close(() => resolve(port));
+      });
+      s.on('error', reject);
     });
-    s.on('error', reject);
-  });
+    if (!given.has(port)) {
+      given.add(port);
+      return port;
+    }
+  }
 }
 
 async function waitFor(url, ms = 20000) {
