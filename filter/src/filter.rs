@@ -123,19 +123,19 @@ impl OidcFilter {
             .collect()
     }
 
-    /// Upstream hygiene for every request that may go upstream: no identity header from
-    /// the client, the client's own `authorization` only where it is the checked
-    /// credential or allowed, none of our cookies.
-    fn scrub(
-        &self,
-        s: &mut dyn HttpStream,
-        spoofed: Vec<String>,
-        upstream_cookie: Option<Option<Vec<u8>>>,
-        strip_authorization: bool,
-    ) {
+    /// No identity header from the client, on every request: none reaches the app, and
+    /// none reaches the access log of a request answered here (it may log the user
+    /// header).
+    fn unspoof(s: &mut dyn HttpStream, spoofed: Vec<String>) {
         for name in spoofed {
             s.remove_header(HeaderKind::Request, &name);
         }
+    }
+
+    /// Upstream hygiene for every request that may go upstream: the client's own
+    /// `authorization` only where it is the checked credential or allowed, none of our
+    /// cookies.
+    fn scrub(&self, s: &mut dyn HttpStream, upstream_cookie: Option<Option<Vec<u8>>>, strip_authorization: bool) {
         if strip_authorization {
             s.remove_header(HeaderKind::Request, "authorization");
         }
@@ -152,6 +152,7 @@ impl OidcFilter {
             .and_then(|r| r.downcast_ref::<Arc<RouteSettings>>())
             .map_or_else(RouteSettings::none, Arc::clone);
         let all = s.headers(HeaderKind::Request);
+        let spoofed = self.spoofed(&all);
         let req = RequestHeaders::read(&all);
         let path = String::from_utf8_lossy(req.path.unwrap_or(b"/"));
         if self.realms.all().len() > 1 {
@@ -167,13 +168,13 @@ impl OidcFilter {
                         retry_path: None,
                         trace: req.trace_id(),
                     });
+                    Self::unspoof(s, spoofed);
                     self.fail(s, Failure::because(FailureKind::Internal, "unknown_idp", e));
                     return HeadersStatus::StopIteration;
                 }
             }
         }
         let Gathered { facts, upstream_cookie } = self.gather(&req, path, route);
-        let spoofed = self.spoofed(&all);
         let decision = decide::decide(&self.gw, &facts, self.gw.clock.now());
         let goes_upstream = matches!(decision.verdict, Verdict::Pass | Verdict::Admit(_) | Verdict::Async(_));
         // A request admitted or passed at once meets no error page later: what such a page
@@ -186,8 +187,9 @@ impl OidcFilter {
             && decision.verdict.strips_authorization(&self.gw.settings.headers);
         // The borrowed facts end here: the stream may change from now on.
         drop(facts);
+        Self::unspoof(s, spoofed);
         if goes_upstream {
-            self.scrub(s, spoofed, upstream_cookie, strip_authorization);
+            self.scrub(s, upstream_cookie, strip_authorization);
         }
         self.apply(s, decision, false)
     }

@@ -84,6 +84,31 @@ fn login_then_requests_carry_identity_and_never_our_cookie_or_spoofed_headers() 
 }
 
 #[test]
+fn spoofed_identity_headers_are_removed_from_requests_answered_here_too() {
+    // An access log may read the user header (`access_log_user: none`): a request
+    // refused or sent to the IdP must not log the user it claims to be.
+    let h = Harness::new(json!({}));
+    let spoof = ("X-Auth-Request-User", "mallory");
+    let browser = h.request(&[(":path", "/reports"), ("accept", "text/html"), spoof], None);
+    assert_eq!(browser.reply().status, 302);
+    let api = h.request(&[(":path", "/api/x"), ("accept", "application/json"), spoof], None);
+    assert_eq!(api.reply().status, 401);
+    let bad_callback = h.request(
+        &[
+            (":path", "/oauth2/callback?code=x&state=y"),
+            ("accept", "text/html"),
+            spoof,
+        ],
+        None,
+    );
+    assert_eq!(bad_callback.reply().status, 400);
+    for r in [&browser, &api, &bad_callback] {
+        assert_eq!(r.upstream("x-auth-request-user"), None);
+        assert!(r.upstream("accept").is_some(), "other headers stay");
+    }
+}
+
+#[test]
 fn callback_failures_are_4xx_pages_with_the_trace_id() {
     let h = Harness::new(json!({}));
     // The user cancelled at the IdP.
