@@ -89,7 +89,10 @@ pub fn split_ours<'a>(lines: &[&'a [u8]], settings: &CookieSettings, foreign: &[
         {
             ours = true;
         } else {
-            if !rest.is_empty() {
+            if rest.is_empty() {
+                // One allocation as a rule: what is kept is about as long as the lines.
+                rest.reserve(lines.iter().map(|l| l.len()).sum());
+            } else {
                 rest.extend_from_slice(b"; ");
             }
             rest.extend_from_slice(n);
