@@ -9,7 +9,8 @@ a valid session cookie) for --seconds, in three phases:
 
   undisturbed  nothing else;
   control      500 clients stuck on the IdP directly (each looping: discovery, then the
-               held token request), the same client-side work, nothing through Envoy;
+               held token request, given up after the filter's IdP timeout as the filter
+               gives up its own), the same client-side work, nothing through Envoy;
   disturbed    500 browsers, each on its own keep-alive connection, looping start-login
                (302 + flow cookie) -> callback (the code exchange held at the IdP), so
                ~500 callbacks are always in flight. A browser shown the busy page (503)
@@ -26,6 +27,7 @@ scripts/bench_isolation.py [--rounds 5] [--seconds 10] [--idp slow,hang]
 """
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -42,6 +44,18 @@ from benchlib import LOAD_CPU, PROXY_CPU, Envoy, free_port, hey, listener_yaml, 
 BROWSERS = 500
 DRIVER_NICE = 10  # the login driver and the IdP, below hey on the load core
 HANG_MS = 30_000
+
+
+def runtime_policy(pid, idle):
+    """Puts the filter's runtime threads under SCHED_IDLE, or back under SCHED_OTHER (their
+    nice value is kept): for an A/B of the two in one run (`--ab-idle`)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+        except OSError:
+            continue
+        if comm.startswith("oidc-async"):
+            sh(f"chrt {'-i' if idle else '-o'} -p 0 {tid}")
 
 
 def thread_cpu(pid):
@@ -109,12 +123,18 @@ async def login_cycle(b, issuer):
     return await b.get(f"/oauth2/callback?{q}", flow)
 
 
-async def idp_cycle(b, _issuer):
+async def idp_cycle(b, _issuer, give_up_s):
     """The control: the same client-side work, straight at the IdP (discovery, then the
-    held token request)."""
+    held token request, given up after the filter's IdP timeout as the filter gives up its
+    own: a browser at a hanging IdP loops every timeout, so its control must too)."""
     await b.get("/.well-known/openid-configuration")
     body = urllib.parse.urlencode({"grant_type": "authorization_code", "code": "x", "redirect_uri": "http://x/"}).encode()
-    return await b.get("/token", method="POST", body=body, extra="authorization: Basic YmVuY2g6YmVuY2gtc2VjcmV0\r\n")
+    token = b.get("/token", method="POST", body=body, extra="authorization: Basic YmVuY2g6YmVuY2gtc2VjcmV0\r\n")
+    try:
+        return await asyncio.wait_for(token, give_up_s)
+    except TimeoutError:
+        b.close()
+        return "gave up", []
 
 
 async def browsers(port, issuer, cycle, stop, done):
@@ -138,7 +158,8 @@ def phase(gw, issuer, idp_port, args, headers, kind, warmup):
     """Signed-in load for args.seconds with `kind` of background; returns a dict."""
     stop, done, driver = threading.Event(), [], None
     if kind != "undisturbed":
-        target, cycle = (gw.port, login_cycle) if kind == "disturbed" else (idp_port, idp_cycle)
+        target, cycle = (gw.port, login_cycle) if kind == "disturbed" else \
+            (idp_port, functools.partial(idp_cycle, give_up_s=args.idp_timeout_s))
         def drive():
             # hey measures: on the shared load core, the drivers must not delay it.
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DRIVER_NICE)
@@ -176,6 +197,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--idp", default="slow,hang", help="IdP behaviours to run: slow (answers after --stall-ms), hang")
     ap.add_argument("--config", default="{}", help="JSON merged into the filter's config")
+    ap.add_argument("--ab-idle", action="store_true",
+                    help="each IdP behaviour also with the runtime's threads under SCHED_IDLE (set from outside)")
     ap.add_argument("--module-dir", help="load libenvoy_oidc.so from here (another build, for a before/after)")
     args = ap.parse_args()
     os.sched_setaffinity(0, {int(LOAD_CPU)})  # the drivers stay off the proxy's core
@@ -192,10 +215,14 @@ def main():
         "session": {"keys": [{"inline": "YmVuY2gtc2Vzc2lvbi1rZXktb2YtMzItYnl0ZXMhISE"}]},
     }
     config.update(json.loads(args.config))
-    idp_timeout_s = config.get("timeouts", {}).get("idp_ms", 5000) / 1000
+    idp_timeout_s = args.idp_timeout_s = config.get("timeouts", {}).get("idp_ms", 5000) / 1000
     behaviours = {"slow": (args.stall_ms, f"answers after {args.stall_ms / 1000:g} s"),
                   "hang": (HANG_MS, f"hangs ({HANG_MS // 1000} s; the filter's {idp_timeout_s:g} s timeout answers)")}
     chosen = [b for b in args.idp.split(",") if b]
+    if args.ab_idle:
+        for b in list(chosen):
+            behaviours[f"{b}-idle"] = (behaviours[b][0], behaviours[b][1] + ", runtime SCHED_IDLE")
+            chosen.append(f"{b}-idle")
     runs = {b: {k: [] for k in ("undisturbed", "control", "disturbed")} for b in chosen}
     with tempfile.TemporaryDirectory() as work:
         idp = start_idp(node_bin, idp_port, clients, work, LOAD_CPU)
@@ -215,6 +242,8 @@ def main():
             for r in range(args.rounds):
                 for b in chosen:
                     ms = behaviours[b][0]
+                    if args.ab_idle:
+                        runtime_policy(gw.proc.pid, b.endswith("-idle"))
                     stall(issuer, ms)
                     warmup = min(ms / 1000, idp_timeout_s) + 2
                     # Control and disturbed swap places every round: neither always runs
