@@ -45,7 +45,7 @@ impl SessionCache {
     pub fn new(capacity: u64, ttl: Duration) -> Self {
         // LRU, not TinyLFU: a session just created or loaded must be admitted. Fx, not
         // SipHash: a key is an HMAC (uniform, and only a sealed ticket that opened reaches
-        // the cache, so no client picks keys); SipHash was 0.4k instructions of every hit.
+        // the cache, so no client picks keys); SipHash cost every hit 0.3k instructions.
         let entries = Cache::builder()
             .max_capacity(capacity)
             .time_to_live(ttl)
