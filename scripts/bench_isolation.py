@@ -46,15 +46,24 @@ DRIVER_NICE = 10  # the login driver and the IdP, below hey on the load core
 HANG_MS = 30_000
 
 
+RUNTIME_THREAD = "oidc-async"  # the filter's runtime threads' name (comm)
+
+
+def threads(pid):
+    """(tid, name, stat fields after the name) of each live thread of process `pid`."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            raw = open(f"/proc/{pid}/task/{tid}/stat").read()
+        except OSError:
+            continue
+        yield tid, raw[raw.index("(") + 1:raw.rindex(")")], raw.rsplit(")", 1)[1].split()
+
+
 def runtime_policy(pid, idle):
     """Puts the filter's runtime threads under SCHED_IDLE, or back under SCHED_OTHER (their
     nice value is kept): for an A/B of the two in one run (`--ab-idle`)."""
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
-        except OSError:
-            continue
-        if comm.startswith("oidc-async"):
+    for tid, name, _ in threads(pid):
+        if name.startswith(RUNTIME_THREAD):
             sh(f"chrt {'-i' if idle else '-o'} -p 0 {tid}")
 
 
@@ -62,15 +71,9 @@ def thread_cpu(pid):
     """CPU seconds per thread group of the Envoy process: worker, runtime, other."""
     tick = os.sysconf("SC_CLK_TCK")
     groups = {"worker": 0.0, "runtime": 0.0, "other": 0.0}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            raw = open(f"/proc/{pid}/task/{tid}/stat").read()
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        fields = raw.rsplit(")", 1)[1].split()
+    for _, name, fields in threads(pid):
         cpu = (int(fields[11]) + int(fields[12])) / tick
-        group = "worker" if comm.startswith("wrk:") else "runtime" if comm.startswith("oidc-async") else "other"
+        group = "worker" if name.startswith("wrk:") else "runtime" if name.startswith(RUNTIME_THREAD) else "other"
         groups[group] += cpu
     return groups
 
