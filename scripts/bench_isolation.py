@@ -177,6 +177,8 @@ def phase(gw, issuer, idp_port, args, headers, kind, warmup):
         time.sleep(warmup)  # every browser in its steady state
     cpu0, t0 = thread_cpu(gw.proc.pid), time.monotonic()
     n, bad, hist = paced(gw.port, args.rate, args.seconds, headers)
+    if not hist:
+        sys.exit(f"{kind}: no signed-in request was answered ({n} sent)")
     cpu1, t1 = thread_cpu(gw.proc.pid), time.monotonic()
     stop.set()
     if driver:
