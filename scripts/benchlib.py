@@ -108,11 +108,23 @@ def to_ms(value, unit):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def header_flags(headers):
+    """`-H` options of wrk and hey for `headers` ("name: value" strings)."""
+    return [a for h in headers for a in ("-H", h)]
+
+
+def run_wrk(port, seconds, connections, headers, options=(), realtime=False, env=None):
+    """wrk's output for one thread and `connections` connections on the load core;
+    `realtime`: SCHED_FIFO, so what it times is the proxy, not its own wait for the core."""
+    rt = ["chrt", "-f", "20"] if realtime else []
+    return subprocess.run([*rt, "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+                           *options, *header_flags(headers), f"http://127.0.0.1:{port}/"],
+                          env=env, check=True, capture_output=True, text=True).stdout
+
+
 def wrk(envoy, seconds, connections, headers=()):
     cpu_before = envoy.cpu_seconds()
-    header_args = [a for h in headers for a in ("-H", h)]
-    out = subprocess.run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          *header_args, f"http://127.0.0.1:{envoy.port}/"], check=True, capture_output=True, text=True).stdout
+    out = run_wrk(envoy.port, seconds, connections, headers, ["--latency"])
     cpu = envoy.cpu_seconds() - cpu_before
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -241,9 +253,8 @@ def free_port():
 
 def hey(port, rate, seconds, headers=(), workers=8):
     """Open-loop load at `rate` req/s (hey -q) on the load core: ({status: count}, p50 ms, p99 ms)."""
-    header_args = [a for h in headers for a in ("-H", h)]
     out = subprocess.run(["taskset", "-c", LOAD_CPU, "hey", "-disable-redirects", "-z", f"{seconds}s",
-                          "-c", str(workers), "-q", str(max(1, rate // workers)), *header_args,
+                          "-c", str(workers), "-q", str(max(1, rate // workers)), *header_flags(headers),
                           f"http://127.0.0.1:{port}/"], check=True, capture_output=True, text=True).stdout
     codes = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
     lat = dict(re.findall(r"\s(50|99)% in ([\d.]+) secs", out))
@@ -256,12 +267,9 @@ def paced(port, rate, seconds, headers=(), connections=8):
     each request, SCHED_FIFO on the load core. wrk times each request to the microsecond
     from its write (hey adds ~0.5 ms of its own and reports 0.1 ms steps). Returns
     (requests, non-200 answers, {latency us: count})."""
-    header_args = [a for h in headers for a in ("-H", h)]
-    out = subprocess.run(["chrt", "-f", "20", "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}",
-                          f"-d{seconds}s", "--timeout", "5s", "-s", os.path.join(ROOT, "scripts", "paced.lua"),
-                          *header_args, f"http://127.0.0.1:{port}/"],
-                         env={**os.environ, "PACED_GAP_MS": str(connections * 1000 / rate)},
-                         check=True, capture_output=True, text=True).stdout
+    out = run_wrk(port, seconds, connections, headers,
+                  ["--timeout", "5s", "-s", os.path.join(ROOT, "scripts", "paced.lua")], realtime=True,
+                  env={**os.environ, "PACED_GAP_MS": str(connections * 1000 / rate)})
     total = re.search(r"^paced requests (\d+) not_200 (\d+) socket_errors (\d+)$", out, re.M)
     if not total:
         sys.exit(f"wrk printed no summary:\n{out}")
